@@ -1,0 +1,41 @@
+"""ibjax throughput on the paper configuration: compile time apart from run time.
+
+    python benchmarks/throughput.py --seeds 16 --epochs 2000
+
+Prints the hardware, the sizes, compile and run time and seed-epochs per second. (The
+comparison against a reference-style baseline in the same process is benchmarks/baseline.py.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+
+import ibjax
+from ibjax.runner import hardware_info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=2000)
+    parser.add_argument("--snapshots", default="log", help="log, every:K, ...")
+    parser.add_argument("--preset", choices=("default", "authors"), default="default")
+    args = parser.parse_args()
+    make = ibjax.Config.authors if args.preset == "authors" else ibjax.Config
+    config = make(num_seeds=args.seeds, num_epochs=args.epochs, snapshots=args.snapshots)
+    hardware = {**hardware_info(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
+    print("hardware:", json.dumps(hardware))
+    result = ibjax.run(config)
+    print(json.dumps({
+        "seeds": args.seeds, "epochs": args.epochs, "snapshots": result.sizes["epoch"],
+        "preset": args.preset, "compile_s": round(result.attrs["compile_s"], 2),
+        "run_s": round(result.attrs["run_s"], 2),
+        "seed_epochs_per_s": round(result.attrs["seed_epochs_per_s"], 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Figures from a results file alone: the information plane and the gradient phases.
+
+Figure 3 and Figure 4 of Shwartz-Ziv & Tishby (2017), https://arxiv.org/abs/1703.00810.
+Uses matplotlib's non-interactive Agg canvas; importing this module does not import JAX.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from matplotlib import cm, colormaps, colors
+from matplotlib.figure import Figure
+
+
+def _epoch_norm(epochs: np.ndarray) -> colors.Normalize:
+    top = max(int(epochs.max()), 2)
+    return colors.LogNorm(vmin=1, vmax=top)
+
+
+def information_plane_figure(results: xr.Dataset) -> Figure:
+    """The information plane: mean over seeds, one point per layer per snapshot.
+
+    x: I(X;T), y: I(T;Y), both in bits; points coloured by epoch (log scale, epoch 0 drawn as
+    epoch 1), thin lines join the layers of one snapshot, markers grow from input to output.
+    """
+    ixt = results["ixt"].mean("seed", skipna=True).values  # [epoch, layer]
+    ity = results["ity"].mean("seed", skipna=True).values
+    epochs = results["epoch"].values
+    norm = _epoch_norm(epochs)
+    cmap = colormaps["viridis"]
+    fig = Figure(figsize=(7.0, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    shown = np.maximum(epochs, 1)
+    for i in range(len(epochs)):
+        ax.plot(ixt[i], ity[i], color=cmap(norm(shown[i])), alpha=0.35, linewidth=0.7)
+    num_layers = ixt.shape[1]
+    for layer in range(num_layers):
+        ax.scatter(ixt[:, layer], ity[:, layer], c=shown, cmap=cmap, norm=norm,
+                   s=12 + 6 * layer, edgecolors="none", zorder=3)
+    for layer in range(num_layers):
+        name = str(results["layer_name"].values[layer])
+        ax.annotate(name, (ixt[-1, layer], ity[-1, layer]), fontsize=7,
+                    xytext=(4, -8), textcoords="offset points")
+    mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(mappable, ax=ax, label="epoch")
+    ax.set_xlabel("I(X;T) [bits]")
+    ax.set_ylabel("I(T;Y) [bits]")
+    ax.set_title(_title(results, "Information plane"), fontsize=9)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def gradients_figure(results: xr.Dataset) -> Figure:
+    """Per layer: norm of the mean (solid) and of the std (dashed) weight gradient vs epoch.
+
+    Mean over seeds of each seed's norms; log-log axes; epoch 0 (no gradients yet) omitted.
+    """
+    mean = results["grad_mean"].mean("seed", skipna=True).values
+    std = results["grad_std"].mean("seed", skipna=True).values
+    epochs = results["epoch"].values
+    keep = epochs > 0
+    fig = Figure(figsize=(7.0, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    palette = [f"C{i}" for i in range(10)]
+    for layer in range(mean.shape[1]):
+        name = str(results["layer_name"].values[layer])
+        color = palette[layer % 10]
+        ax.plot(epochs[keep], mean[keep, layer], color=color, label=f"{name} mean")
+        ax.plot(epochs[keep], std[keep, layer], color=color, linestyle="--", label=f"{name} std")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("weight-gradient norm")
+    ax.set_title(_title(results, "Gradient mean (solid) and standard deviation (dashed)"),
+                 fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def accuracy_figure(results: xr.Dataset) -> Figure:
+    """Train and test accuracy and loss against epoch (mean over seeds, 10-90% band)."""
+    epochs = np.maximum(results["epoch"].values, 1)
+    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+    for ax, metric in zip(fig.subplots(1, 2), ("accuracy", "loss")):
+        for split, color in (("train", "C0"), ("test", "C1")):
+            values = results[f"{split}_{metric}"]
+            if not np.isfinite(values.values).any():
+                continue
+            low, high = (values.quantile(q, "seed", skipna=True).values for q in (0.1, 0.9))
+            ax.plot(epochs, values.mean("seed", skipna=True).values, color=color, label=split)
+            ax.fill_between(epochs, low, high, color=color, alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def _title(results: xr.Dataset, what: str) -> str:
+    import json
+
+    config = json.loads(results.attrs.get("config", "{}"))
+    hidden = "-".join(str(w) for w in config.get("hidden", []))
+    return (f"{what}\n{results.sizes['seed']} seeds, {config.get('activation', '?')} "
+            f"{hidden}, {config.get('optimizer', '?')} lr {config.get('learning_rate', '?')}, "
+            f"batch {config.get('batch_size') or 'full'}")
+
+
+def plot_results(results: xr.Dataset | str | os.PathLike,
+                 out_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Writes ``information_plane.png``, ``gradients.png`` and ``accuracy.png``.
+
+    Args:
+      results: a results Dataset or the path of a results file.
+      out_dir: folder for the figures; defaults to the results file's folder.
+
+    Returns:
+      The paths written.
+    """
+    from ibjax.results import load
+
+    if not isinstance(results, xr.Dataset):
+        path = Path(results)
+        out_dir = path.parent if out_dir is None else out_dir
+        results = load(path)
+    if out_dir is None:
+        raise ValueError("out_dir is required when results is a Dataset")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in (("information_plane.png", information_plane_figure),
+                       ("gradients.png", gradients_figure),
+                       ("accuracy.png", accuracy_figure)):
+        target = out_dir / name
+        tmp = out_dir / f".{name}.tmp.png"
+        make(results).savefig(tmp, dpi=130)
+        os.replace(tmp, target)
+        written.append(target)
+    return written

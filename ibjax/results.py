@@ -1,0 +1,115 @@
+"""Results as one self-describing file: an xarray Dataset with named dimensions.
+
+Dimensions: ``seed`` (seed index), ``epoch`` (snapshot epochs), ``layer`` (1 = first hidden
+layer, last = softmax output). The configuration is attached as JSON in ``attrs["config"]``.
+Files are netCDF3 written through scipy (no HDF5 stack needed), atomically: a temporary file in
+the same folder is renamed over the target only once complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ibjax.config import Config
+
+SCHEMA_VERSION = 1
+
+
+class ResultsFileError(ValueError):
+    """A file is not a readable ibjax results file."""
+
+VARIABLES = {
+    # name: (dims, units, description)
+    "ixt": (("seed", "epoch", "layer"), "bits", "I(X;T), binning estimator"),
+    "ity": (("seed", "epoch", "layer"), "bits", "I(T;Y), binning estimator"),
+    "grad_mean": (("seed", "epoch", "layer"), "1",
+                  "norm of the mean weight gradient over the epoch's minibatches"),
+    "grad_std": (("seed", "epoch", "layer"), "1",
+                 "sqrt of the mean squared deviation of the minibatch weight gradients"),
+    "train_loss": (("seed", "epoch"), "nats", "mean cross-entropy on the training rows"),
+    "train_accuracy": (("seed", "epoch"), "1", "accuracy on the training rows"),
+    "test_loss": (("seed", "epoch"), "nats", "mean cross-entropy on the test rows"),
+    "test_accuracy": (("seed", "epoch"), "1", "accuracy on the test rows"),
+}
+
+
+def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
+               layer_widths: tuple[int, ...], arrays: Mapping[str, np.ndarray],
+               info: Mapping[str, Any]) -> xr.Dataset:
+    """Assembles a results Dataset.
+
+    Args:
+      config: the run's configuration.
+      seeds: ``[num_seeds]`` seed indices.
+      epochs: ``[num_snapshots]`` snapshot epochs.
+      layer_widths: width of each measured layer.
+      arrays: one array per name in :data:`VARIABLES`, shaped by its dims.
+      info: extra scalar/string attributes (timings, versions, device).
+    """
+    data_vars = {}
+    for name, (dims, units, description) in VARIABLES.items():
+        data_vars[name] = xr.Variable(dims, np.asarray(arrays[name], np.float32),
+                                      {"units": units, "long_name": description})
+    num_layers = len(layer_widths)
+    names = [f"hidden {i + 1}" for i in range(num_layers - 1)] + ["softmax output"]
+    coords = {
+        "seed": ("seed", np.asarray(seeds, np.int32)),
+        "epoch": ("epoch", np.asarray(epochs, np.int32),
+                  {"long_name": "epochs trained before the snapshot"}),
+        "layer": ("layer", np.arange(1, num_layers + 1, dtype=np.int32)),
+        "layer_width": ("layer", np.asarray(layer_widths, np.int32)),
+        "layer_name": ("layer", np.asarray(names)),
+    }
+    attrs = {"schema_version": SCHEMA_VERSION, "config": config.to_json(),
+             "title": "ibjax information-plane run"}
+    attrs.update({k: v for k, v in info.items()})
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def save(dataset: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Writes ``dataset`` to ``path`` (netCDF3) atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        dataset.to_netcdf(tmp, engine="scipy", format="NETCDF3_64BIT")
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike) -> xr.Dataset:
+    """Loads a results file written by :func:`save` into memory.
+
+    Raises:
+      FileNotFoundError: no such file.
+      ResultsFileError: (a ValueError) the file is not an ibjax results file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
+    try:
+        with xr.open_dataset(path, engine="scipy") as handle:
+            dataset = handle.load()
+    except Exception as err:  # noqa: BLE001 - scipy raises many types on foreign bytes
+        raise ResultsFileError(f"{path} is not a readable ibjax results file ({err})") from None
+    if "config" not in dataset.attrs or "ixt" not in dataset:
+        raise ResultsFileError(f"{path} is a netCDF file but not an ibjax results file")
+    return dataset
+
+
+def config_of(dataset: xr.Dataset) -> Config:
+    """The :class:`~ibjax.config.Config` a results Dataset was produced with."""
+    return Config.from_json(dataset.attrs["config"])

@@ -1,0 +1,65 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import ibjax
+from ibjax.cli import build_parser, config_from_args, main
+
+
+def test_run_writes_results_and_figures(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["run", "--seeds", "3", "--epochs", "6", "--hidden", "4,3", "--snapshots",
+                 "every:2", "--out", str(out), "--quiet"])
+    assert code == 0
+    text = capsys.readouterr().out
+    for word in ("compile time", "run time", "seed-epochs/s", "results.nc"):
+        assert word in text
+    ds = ibjax.load(out / "results.nc")
+    assert ds.sizes["seed"] == 3
+    assert {p.name for p in out.iterdir()} >= {"results.nc", "information_plane.png",
+                                               "gradients.png", "accuracy.png"}
+
+
+def test_flags_reach_the_config():
+    args = build_parser().parse_args(
+        ["run", "--preset", "authors", "--seeds", "5", "--batch-size", "full", "--lr", "2e-4",
+         "--activation", "relu", "--bin-range", "0,4", "--bins", "50", "--train-fraction",
+         "1", "--shuffle", "--hidden", "10-7-5-4-4-3"])
+    cfg = config_from_args(args)
+    assert (cfg.num_seeds, cfg.batch_size, cfg.learning_rate, cfg.activation, cfg.bin_range,
+            cfg.num_bins, cfg.train_fraction, cfg.shuffle, cfg.split, cfg.hidden) == (
+        5, None, 2e-4, "relu", (0.0, 4.0), 50, 1.0, True, "first", (10, 7, 5, 4, 4, 3))
+    default = config_from_args(build_parser().parse_args(["run"]))
+    assert default == ibjax.Config()
+
+
+@pytest.mark.parametrize("flags, field", [
+    (["--activation", "sigmoid"], "activation"),
+    (["--seeds", "0"], "num_seeds"),
+    (["--epochs", "-1"], "num_epochs"),
+    (["--bins", "1"], "num_bins"),
+    (["--bin-range", "1,-1"], "bin_range"),
+    (["--batch-size", "5000"], "batch_size"),
+    (["--train-fraction", "0"], "train_fraction"),
+])
+def test_bad_flags_give_a_clear_error(flags, field, capsys):
+    assert main(["run", *flags]) == 2
+    err = capsys.readouterr().err
+    assert field in err and "Traceback" not in err
+
+
+def test_console_script_plot(tmp_path):
+    from test_results import synthetic
+
+    from ibjax.results import save
+
+    path = save(synthetic(), tmp_path / "results.nc")
+    exe = shutil.which("ibjax")
+    command = [exe] if exe else [sys.executable, "-m", "ibjax"]
+    done = subprocess.run([*command, "plot", str(path)], capture_output=True, text=True, check=False,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "information_plane.png").exists()

@@ -1,0 +1,68 @@
+import pytest
+
+import ibjax
+from ibjax import runner as run_module
+from ibjax.config import Config, ConfigError, snapshot_epochs
+
+
+def test_authors_log_schedule_has_274_epochs():
+    epochs = snapshot_epochs("log", 8000)
+    assert len(epochs) == 274 and epochs[0] == 0 and epochs[-1] == 7999
+    assert list(epochs) == sorted(set(epochs))
+
+
+def test_other_schedules():
+    assert snapshot_epochs("every:10", 35) == (0, 10, 20, 30)
+    assert snapshot_epochs((5, 0, 5, 3), 10) == (0, 3, 5)
+    assert len(snapshot_epochs("log:1800", 10000)) == 964  # the archived run's schedule
+
+
+def test_authors_preset():
+    cfg = Config.authors()
+    assert (cfg.split, cfg.shuffle, cfg.optimizer, cfg.learning_rate, cfg.batch_size,
+            cfg.num_epochs, cfg.num_bins, cfg.train_fraction) == (
+        "first", False, "adam", 4e-4, 512, 8000, 30, 0.8)
+    assert Config.authors(num_seeds=3).num_seeds == 3
+
+
+def test_json_round_trip():
+    cfg = Config(hidden=[4, 3], snapshots=[0, 2], bin_range=[-2, 2])
+    assert Config.from_json(cfg.to_json()) == cfg
+    assert hash(cfg) == hash(Config.from_json(cfg.to_json()))
+
+
+BAD = [
+    ({"activation": "sigmoid"}, "activation"),
+    ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"num_bins": 1}, "num_bins"),
+    ({"bin_range": (1.0, 1.0)}, "bin_range"),
+    ({"bin_range": (2.0, -1.0)}, "bin_range"),
+    ({"num_seeds": 0}, "num_seeds"),
+    ({"num_seeds": -3}, "num_seeds"),
+    ({"num_epochs": 0}, "num_epochs"),
+    ({"batch_size": 4000}, "batch_size"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"train_fraction": 0.0}, "train_fraction"),
+    ({"train_fraction": 1.5}, "train_fraction"),
+    ({"learning_rate": -1.0}, "learning_rate"),
+    ({"hidden": ()}, "hidden"),
+    ({"hidden": (4, 0)}, "hidden"),
+    ({"split": "middle"}, "split"),
+    ({"snapshots": "often"}, "snapshots"),
+    ({"snapshots": (0, 9000)}, "snapshots"),
+    ({"snapshots": "every:0"}, "snapshots"),
+    ({"dataset": "mnist"}, "dataset"),
+]
+
+
+@pytest.mark.parametrize("overrides, field", BAD)
+def test_bad_config_raises_before_compiling(overrides, field):
+    traces = run_module.TRACE_COUNT["segment"]
+    with pytest.raises(ConfigError, match=field):
+        ibjax.run(Config(**{"num_epochs": 10, **overrides}))
+    assert run_module.TRACE_COUNT["segment"] == traces
+
+
+def test_unknown_json_field():
+    with pytest.raises(ConfigError, match="unknown config fields"):
+        Config.from_json('{"num_seeds": 2, "colour": "red"}')

@@ -1,0 +1,14 @@
+from test_results import synthetic
+
+from ibjax.plotting import plot_results
+from ibjax.results import save
+
+
+def test_figures_from_the_results_file_alone(tmp_path):
+    path = save(synthetic(), tmp_path / "results.nc")
+    written = plot_results(path)
+    assert sorted(p.name for p in written) == ["accuracy.png", "gradients.png",
+                                                "information_plane.png"]
+    for figure in written:
+        data = figure.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000

@@ -1,0 +1,56 @@
+import os
+
+import numpy as np
+import pytest
+
+import ibjax
+from ibjax.config import Config
+from ibjax.results import VARIABLES, save, to_dataset
+
+
+def synthetic(num_seeds=3, num_epochs=5, widths=(4, 3, 2)):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for name, (dims, _, _) in VARIABLES.items():
+        shape = {"seed": num_seeds, "epoch": num_epochs, "layer": len(widths)}
+        arrays[name] = rng.random([shape[d] for d in dims])
+    return to_dataset(Config(num_seeds=num_seeds, hidden=widths[:-1]), np.arange(num_seeds),
+                      np.array([0, 1, 3, 7, 15])[:num_epochs], widths, arrays,
+                      {"compile_s": 1.5, "device": "test"})
+
+
+def test_round_trip(tmp_path):
+    ds = synthetic()
+    path = save(ds, tmp_path / "r.nc")
+    back = ibjax.load(path)
+    np.testing.assert_allclose(back.ixt.values, ds.ixt.values)
+    assert back.ixt.dims == ("seed", "epoch", "layer")
+    assert back.ixt.attrs["units"] == "bits"
+    assert list(back.layer_name.values) == ["hidden 1", "hidden 2", "softmax output"]
+    assert ibjax.config_of(back) == Config(num_seeds=3, hidden=(4, 3))
+    assert back.attrs["schema_version"] == 1
+    assert os.listdir(tmp_path) == ["r.nc"]  # no temporary file left
+
+
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = save(synthetic(), tmp_path / "r.nc")
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    ds = synthetic()
+    monkeypatch.setattr(type(ds), "to_netcdf", broken)
+    with pytest.raises(RuntimeError):
+        save(ds, path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["r.nc"]
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        ibjax.load(tmp_path / "missing.nc")
+    foreign = tmp_path / "foreign.nc"
+    foreign.write_bytes(b"not a netcdf file at all")
+    with pytest.raises(ValueError, match="not a readable ibjax results file"):
+        ibjax.load(foreign)
