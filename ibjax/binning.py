@@ -53,11 +53,13 @@ def bin_indices(t: jax.Array, num_bins: int, value_range: tuple[float, float]) -
     return jnp.clip(guess, 0, num_bins - 1)
 
 
-def binned_mi_unchecked(t: jax.Array, y: jax.Array, num_bins: int,
-                        value_range: tuple[float, float],
-                        num_classes: int | None = None) -> tuple[jax.Array, jax.Array]:
-    """:func:`binned_mi` without argument checks or the non-finite guard (the trainer's path)."""
-    return mutual_informations(bin_indices(t, num_bins, value_range), num_bins, y, num_classes)
+def binned_mi_columns(t_columns: jax.Array, y: jax.Array, num_bins: int,
+                      value_range: tuple[float, float],
+                      num_classes: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """:func:`binned_mi` on features-major activations ``[d, N]``, without argument checks or
+    the non-finite guard (the trainer's path)."""
+    digits = bin_indices(t_columns, num_bins, value_range)
+    return mutual_informations(list(digits), num_bins, y, num_classes)
 
 
 def binned_mi(t: jax.Array, y: jax.Array, num_bins: int = 30,
@@ -98,8 +100,8 @@ def binned_mi(t: jax.Array, y: jax.Array, num_bins: int = 30,
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(
             num_classes, (int, np.integer)) or num_classes < 1):
         raise ConfigError(f"num_classes must be a positive integer or None, got {num_classes!r}")
-    ixt, ity = binned_mi_unchecked(t, y, num_bins, tuple(float(v) for v in value_range),
-                                   num_classes)
+    ixt, ity = binned_mi_columns(t.T, y, num_bins, tuple(float(v) for v in value_range),
+                                 num_classes)
     finite = jnp.all(jnp.isfinite(t))
     return jnp.where(finite, ixt, jnp.nan), jnp.where(finite, ity, jnp.nan)
 

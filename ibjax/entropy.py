@@ -165,7 +165,7 @@ def _differs_from_previous(keys: list[jax.Array]) -> jax.Array:
     return changed
 
 
-def mutual_informations(digits: jax.Array, radix: int, labels: jax.Array,
+def mutual_informations(digits: list[jax.Array], radix: int, labels: jax.Array,
                         num_classes: int | None = None) -> tuple[jax.Array, jax.Array]:
     """H(T) and H(T) + H(Y) - H(T, Y) in bits, for rows T of digits and integer labels Y.
 
@@ -173,7 +173,7 @@ def mutual_informations(digits: jax.Array, radix: int, labels: jax.Array,
     I(T;Y). One lexicographic sort of the rows (T, Y) serves both: T runs and (T, Y) runs.
 
     Args:
-      digits: ``[num_samples, width]`` integers in ``[0, radix)``.
+      digits: ``width`` columns, each ``[num_samples]`` integers in ``[0, radix)``.
       radix: number of distinct digit values.
       labels: ``[num_samples]`` integer labels.
       num_classes: if given, labels must lie in ``[0, num_classes)`` (faster); if None, any
@@ -182,11 +182,11 @@ def mutual_informations(digits: jax.Array, radix: int, labels: jax.Array,
     Returns:
       ``(ixt, ity)``, float32 scalars in bits, each rounded once.
     """
-    num_samples, width = digits.shape
+    num_samples, width = labels.shape[0], len(digits)
     if num_classes is None:
         labels, num_classes = dense_rank(labels), num_samples
     labels = labels.astype(jnp.int32)
-    columns = [digits[:, j] for j in range(width)] + [labels]
+    columns = [*digits, labels]
     radices = [radix] * width + [num_classes]
     packed = sorted_row_codes(columns, radices)
     if packed is None:
@@ -206,9 +206,9 @@ def _mi_from_groups(new_row, new_row_label, labels):
     return ixt, ity
 
 
-def _mutual_informations_multikey(digits: jax.Array, labels: jax.Array):
+def _mutual_informations_multikey(digits: list[jax.Array], labels: jax.Array):
     """Fallback for rows too wide to pack with positions: one multi-operand ``lax.sort``."""
-    operands = [digits[:, j] for j in range(digits.shape[1])] + [labels]
+    operands = [*digits, labels]
     sorted_all = jax.lax.sort(tuple(operands), num_keys=len(operands), is_stable=False)
     new_row = _differs_from_previous(list(sorted_all[:-1]))
     new_row_label = new_row | _differs_from_previous([sorted_all[-1]])

@@ -30,13 +30,31 @@ def paper_kernel_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
         jnp.asarray(fan_in, dtype))
 
 
+class FeatureMajorDense(nn.Module):
+    """``kernel.T @ h + bias`` on features-major activations ``h`` of shape ``[in, batch]``.
+
+    Parameters keep the usual layout (``kernel``: ``[in, out]``, ``bias``: ``[out]``). Keeping
+    the batch as the contiguous axis makes XLA's CPU code several times faster for these tiny
+    widths (3x measured on the paper network, 64 vmapped seeds).
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", paper_kernel_init, (h.shape[0], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return kernel.T @ h + bias[:, None]
+
+
 class MLP(nn.Module):
     """Hidden layers of the given widths, then a softmax layer of ``num_classes`` units.
 
-    ``__call__(x)`` with ``x`` of shape ``[batch, in_features]`` returns
-    ``(logits, layers)``: logits ``[batch, num_classes]`` and a list with each hidden layer's
-    activations ``[batch, width]`` followed by the softmax probabilities ``[batch, num_classes]``
-    (the layers T of the information plane, in order).
+    Features-major: ``__call__(x)`` takes ``x`` of shape ``[in_features, batch]`` and returns
+    ``(logits, layers)``: logits ``[num_classes, batch]`` and a list with each hidden layer's
+    activations ``[width, batch]`` followed by the softmax probabilities ``[num_classes, batch]``
+    (the layers T of the information plane, input to output). Parameters are named
+    ``Dense_0 ... Dense_L`` with ``kernel`` ``[in, out]`` and ``bias`` ``[out]``.
     """
 
     hidden: tuple[int, ...]
@@ -48,11 +66,11 @@ class MLP(nn.Module):
         act = ACTIVATION_FNS[self.activation]
         layers = []
         h = x
-        for width in self.hidden:
-            h = act(nn.Dense(width, kernel_init=paper_kernel_init)(h))
+        for i, width in enumerate(self.hidden):
+            h = act(FeatureMajorDense(width, name=f"Dense_{i}")(h))
             layers.append(h)
-        logits = nn.Dense(self.num_classes, kernel_init=paper_kernel_init)(h)
-        layers.append(jax.nn.softmax(logits))
+        logits = FeatureMajorDense(self.num_classes, name=f"Dense_{len(self.hidden)}")(h)
+        layers.append(jax.nn.softmax(logits, axis=0))
         return logits, layers
 
 

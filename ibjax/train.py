@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ibjax.binning import binned_mi_unchecked
+from ibjax.binning import binned_mi_columns
 from ibjax.config import Config, num_train
 from ibjax.data import Dataset
 from ibjax.model import MLP, layer_names
@@ -125,6 +125,7 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
     """Builds the pure functions for ``config`` on ``dataset`` (validated first)."""
     config.validate(num_samples=dataset.x.shape[0])
     x_all = jnp.asarray(dataset.x, jnp.float32)
+    x_all_t = x_all.T  # [features, samples]: the model works features-major
     y_all = jnp.asarray(dataset.y, jnp.int32)
     num_samples = x_all.shape[0]
     n_train = num_train(config.train_fraction, num_samples)
@@ -144,7 +145,7 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
     def init(seed_index: jax.Array, learning_rate: jax.Array) -> TrainState:
         key = jax.random.fold_in(base_key, seed_index)
         key_init, key_split, key_shuffle = jax.random.split(key, 3)
-        params = model.init(key_init, x_all[:1])
+        params = model.init(key_init, x_all_t[:, :1])
         opt_state = optimizer.init(params)
         opt_state.hyperparams["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
         if config.split == "random":
@@ -156,9 +157,9 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key_shuffle,
                           train_index, train_mask)
 
-    def batch_loss(params, x, y, valid):
-        logits, _ = model.apply(params, x)
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    def batch_loss(params, x_t, y, valid):
+        logits, _ = model.apply(params, x_t)
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits.T, y)
         return jnp.sum(jnp.where(valid, losses, 0.0)) / jnp.sum(valid)
 
     grad_fn = jax.grad(batch_loss)
@@ -179,7 +180,7 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         def batch_step(carry, batch):
             params, opt_state = carry
             rows, valid = batch
-            grads = grad_fn(params, x_all[rows], y_all[rows], valid)
+            grads = grad_fn(params, x_all[rows].T, y_all[rows], valid)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             kernels = [grads["params"][name]["kernel"] for name in names]
@@ -202,15 +203,15 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
 
     def measure(state: TrainState) -> tuple[jax.Array, ...]:
         """MI per layer and loss/accuracy on all rows at the current parameters."""
-        logits, layers = model.apply(state.params, x_all)
-        mi = [binned_mi_unchecked(t, y_all, config.num_bins, bin_range, dataset.num_classes)
+        logits, layers = model.apply(state.params, x_all_t)
+        mi = [binned_mi_columns(t, y_all, config.num_bins, bin_range, dataset.num_classes)
               for t in layers]
         ixt = jnp.stack([m[0] for m in mi])
         ity = jnp.stack([m[1] for m in mi])
         finite = jnp.stack([jnp.all(jnp.isfinite(t)) for t in layers])
         ixt, ity = jnp.where(finite, ixt, jnp.nan), jnp.where(finite, ity, jnp.nan)
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, y_all)
-        correct = (jnp.argmax(logits, axis=-1) == y_all).astype(jnp.float32)
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits.T, y_all)
+        correct = (jnp.argmax(logits, axis=0) == y_all).astype(jnp.float32)
         train, test = state.train_mask, ~state.train_mask
 
         def masked_mean(values, mask):

@@ -15,13 +15,30 @@ SMALL = {"hidden": (4, 3), "num_epochs": 6, "snapshots": "every:2"}
 
 
 def test_initialisation_is_truncated_normal_over_sqrt_fan_in():
-    params = MLP(hidden=(400, 300), num_classes=2).init(jax.random.key(0), jnp.zeros((1, 200)))
+    params = MLP(hidden=(400, 300), num_classes=2).init(jax.random.key(0), jnp.zeros((200, 1)))
     kernel = np.asarray(params["params"]["Dense_0"]["kernel"])
     scale = 1 / np.sqrt(200)
     assert np.abs(kernel).max() <= 2 * scale + 1e-7
     # Unit normal truncated at +-2 has std 0.8796.
     assert kernel.std() == pytest.approx(0.8796 * scale, rel=0.02)
     assert not np.asarray(params["params"]["Dense_0"]["bias"]).any()
+
+
+def test_forward_matches_numpy(rng):
+    model = MLP(hidden=(5, 3), num_classes=2, activation="tanh")
+    params = model.init(jax.random.key(1), jnp.zeros((12, 1)))
+    x = rng.normal(size=(12, 40)).astype(np.float32)  # features-major
+    logits, layers = model.apply(params, x)
+    h = x.T.astype(np.float64)
+    for i in range(3):
+        p = params["params"][f"Dense_{i}"]
+        h = h @ np.asarray(p["kernel"], np.float64) + np.asarray(p["bias"], np.float64)
+        if i < 2:
+            h = np.tanh(h)
+            np.testing.assert_allclose(np.asarray(layers[i]).T, h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(logits).T, h, rtol=1e-5, atol=1e-6)
+    softmax = np.exp(h) / np.exp(h).sum(1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(layers[-1]).T, softmax, rtol=1e-5, atol=1e-6)
 
 
 def test_fast_permutation_is_a_permutation():
@@ -48,8 +65,8 @@ def test_first_epoch_matches_an_independent_training_loop():
     opt_state = adam.init(params)
 
     def loss(p, x, y):
-        logits, _ = model.apply(p, x)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        logits, _ = model.apply(p, x.T)
+        return optax.softmax_cross_entropy_with_integer_labels(logits.T, y).mean()
 
     kernels = []
     for start in range(0, 3277, 1000):
@@ -69,11 +86,11 @@ def test_first_epoch_matches_an_independent_training_loop():
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                  end.params, params)
     # Loss on the training rows, and MI of the softmax layer, from the independent params.
-    logits, layers = model.apply(params, data.x)
-    train_loss = optax.softmax_cross_entropy_with_integer_labels(logits[:3277], data.y[:3277])
+    logits, layers = model.apply(params, data.x.T)
+    train_loss = optax.softmax_cross_entropy_with_integer_labels(logits.T[:3277], data.y[:3277])
     assert float(measured.train_loss[1]) == pytest.approx(float(train_loss.mean()), rel=1e-5)
     assert int(end.train_mask.sum()) == 3277 and bool(end.train_mask[:3277].all())
-    ixt, ity = ibjax.binned_mi(layers[-1], data.y)
+    ixt, ity = ibjax.binned_mi(layers[-1].T, data.y)
     assert float(measured.ixt[1, -1]) == pytest.approx(float(ixt), abs=0.02)
     assert float(measured.ity[1, -1]) == pytest.approx(float(ity), abs=0.02)
 
