@@ -13,8 +13,12 @@ import json
 import os
 import platform
 
-import ibjax
-from ibjax.runner import hardware_info
+from ibjax.cli import use_all_cpu_cores
+
+use_all_cpu_cores()  # as `ibjax run` does (before JAX starts its CPU backend)
+
+import ibjax  # noqa: E402
+from ibjax.runner import hardware_info  # noqa: E402
 
 
 def main() -> None:

@@ -6,14 +6,17 @@ Thin by design: it parses flags into a :class:`~ibjax.config.Config` and calls t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
+from ibjax.checkpoint import CheckpointError
 from ibjax.config import ACTIVATIONS, OPTIMIZERS, Config, ConfigError
 from ibjax.results import ResultsFileError
 
 RESULTS_NAME = "results.nc"
+CHECKPOINT_NAME = "checkpoint.npz"
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -29,7 +32,8 @@ def _pair(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--bin-range takes lo,hi like -1,1; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--bin-range takes lo,hi like -1,1; got {text!r}") from None
     return lo, hi
 
 
@@ -41,6 +45,47 @@ def _batch(text: str) -> int | None:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--batch-size takes a positive integer or 'full'; got {text!r}") from None
+
+
+def _seed_range(text: str) -> range:
+    try:
+        start, stop = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--seed-range takes a:b like 0:50; got {text!r}") from None
+    if not 0 <= start < stop:
+        raise argparse.ArgumentTypeError(f"--seed-range needs 0 <= a < b; got {text!r}")
+    return range(start, stop)
+
+
+def use_all_cpu_cores() -> None:
+    """Exposes every CPU core as a JAX device (so seeds shard over them), unless the user chose.
+
+    Must run before JAX initialises its CPU backend; only affects the CPU platform.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags or "JAX_NUM_CPU_DEVICES" in os.environ:
+        return
+    count = os.cpu_count() or 1
+    if count > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
+def use_compilation_cache() -> None:
+    """Turns on JAX's persistent compilation cache for this process, unless the user chose.
+
+    The cache lives in ``$IBJAX_CACHE_DIR`` or ``~/.cache/ibjax/jax``; a repeated run of the same
+    configuration then loads its program instead of recompiling. Set
+    ``JAX_COMPILATION_CACHE_DIR`` to choose another folder. (``import ibjax`` changes no JAX
+    setting; only the command line does this.)
+    """
+    import jax
+
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ or jax.config.jax_compilation_cache_dir:
+        return
+    default = Path.home() / ".cache" / "ibjax" / "jax"
+    jax.config.update("jax_compilation_cache_dir",
+                      os.environ.get("IBJAX_CACHE_DIR", str(default)))
 
 
 def _snapshots(text: str) -> str | tuple[int, ...]:
@@ -91,8 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bin-range", type=_pair, dest="bin_range", help="lo,hi (default -1,1)")
     run.add_argument("--snapshots", type=_snapshots,
                      help="log (default), log:N, every:K or a list of epochs")
+    run.add_argument("--seed-range", type=_seed_range, dest="seed_range",
+                     help="a:b runs only seeds a..b-1, with the keys they have in a full run "
+                          "(for job arrays; join the files with 'ibjax merge')")
+    run.add_argument("--resume", type=Path, metavar="DIR",
+                     help="continue the killed or interrupted run whose --out was DIR (its "
+                          "configuration is used; give no other run flags)")
+    run.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
+                     dest="checkpoint_every_s",
+                     help="save the run state to OUT/checkpoint.npz at most this often (30)")
     run.add_argument("--no-plots", action="store_true", help="skip the figures")
     run.add_argument("--quiet", action="store_true", help="no progress line")
+
+    merge = commands.add_parser(
+        "merge", help="join results files of the same configuration along the seed axis")
+    merge.add_argument("inputs", type=Path, nargs="+", help="results files to join")
+    merge.add_argument("--out", type=Path, required=True, help="merged results file to write")
 
     plot = commands.add_parser("plot", help="draw the figures of a results file")
     plot.add_argument("results", type=Path, help="a results.nc written by ibjax run")
@@ -112,6 +171,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                                              or getattr(args, name) is not None)}
     if args.seeds is not None:
         overrides["num_seeds"] = args.seeds
+    if getattr(args, "seed_range", None) is not None:
+        overrides["num_seeds"] = len(args.seed_range)
     if args.epochs is not None:
         overrides["num_epochs"] = args.epochs
     if args.preset == "authors":
@@ -128,7 +189,8 @@ class _ProgressLine:
     def __call__(self, p) -> None:
         eta = "?" if p.eta_s != p.eta_s else f"{p.eta_s:5.0f} s"
         self.stream.write(
-            f"\r  epoch {p.epochs_done:>6}/{p.num_epochs} ({100 * p.epochs_done / p.num_epochs:5.1f}%)"
+            f"\r  epoch {p.epochs_done:>6}/{p.num_epochs} "
+            f"({100 * p.epochs_done / p.num_epochs:5.1f}%)"
             f"  elapsed {p.elapsed_s:6.1f} s  ETA {eta}  {p.seed_epochs_per_s:8.0f} seed-epochs/s")
         self.stream.flush()
         if p.epochs_done >= p.num_epochs:
@@ -136,12 +198,31 @@ class _ProgressLine:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = config_from_args(args).validate()
+    from ibjax import checkpoint
+
+    seeds = None if args.seed_range is None else list(args.seed_range)
+    if args.resume is not None:
+        given = [name for name in (*CONFIG_FLAGS, "seeds", "epochs", "seed_range")
+                 if getattr(args, name, None) is not None]
+        if given or args.preset != "default":
+            raise ConfigError(f"--resume takes the run's own configuration; drop {given}")
+        args.out = args.resume
+        saved = checkpoint.load(args.out / CHECKPOINT_NAME)
+        config, seeds = saved.config, saved.seeds.tolist()
+        print(f"ibjax: resuming {args.out} after {saved.segments_done} segments", flush=True)
+    else:
+        config = config_from_args(args).validate()
+        if (args.out / CHECKPOINT_NAME).exists():
+            raise ConfigError(
+                f"--out {args.out} holds an unfinished run; continue it with "
+                f"'ibjax run --resume {args.out}', or choose another --out")
+    if args.checkpoint_every_s < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0 seconds, got {args.checkpoint_every_s}")
     from ibjax.data import load_dataset
 
     config.validate(num_samples=load_dataset(config.dataset).x.shape[0])
     from ibjax import results as results_io
-    from ibjax.runner import run
+    from ibjax.runner import RunInterrupted, run
 
     hidden = "-".join(map(str, config.hidden))
     print(f"ibjax: {config.num_seeds} seeds x {config.num_epochs} epochs, {config.activation} "
@@ -149,13 +230,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
           f"batch {config.batch_size or 'full'}, split {config.split}, "
           f"shuffle {config.shuffle}; compiling...", flush=True)
     start = time.perf_counter()
-    ds = run(config, progress=None if args.quiet else _ProgressLine())
+    try:
+        ds = run(config, progress=None if args.quiet else _ProgressLine(), seeds=seeds,
+                 checkpoint_path=args.out / CHECKPOINT_NAME,
+                 checkpoint_every_s=args.checkpoint_every_s, resume=args.resume is not None)
+    except RunInterrupted as stop:
+        where = (f"finished segments are saved in {stop.checkpoint}" if stop.checkpoint
+                 else "nothing was finished yet")
+        print(f"\ninterrupted: {where}; continue with: ibjax run --resume {args.out}",
+              file=sys.stderr)
+        return 130
     path = results_io.save(ds, args.out / RESULTS_NAME)
     figures = [] if args.no_plots else _plot(path, args.out)
     total = time.perf_counter() - start
     print(f"compile time   {ds.attrs['compile_s']:.1f} s\n"
           f"run time       {ds.attrs['run_s']:.1f} s  ({total:.1f} s in all)\n"
-          f"throughput     {ds.attrs['seed_epochs_per_s']:.0f} seed-epochs/s on {ds.attrs['device']}\n"
+          f"throughput     {ds.attrs['seed_epochs_per_s']:.0f} seed-epochs/s "
+          f"on {ds.attrs['device']}\n"
+          f"diverged       {int((ds['diverged_epoch'] >= 0).sum())} of {ds.sizes['seed']} seeds "
+          f"(NaN/inf weights; their later measurements are NaN)\n"
           f"results        {path}")
     for figure in figures:
         print(f"figure         {figure}")
@@ -168,6 +261,15 @@ def _plot(path: Path, out: Path) -> list[Path]:
     return plot_results(path, out)
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from ibjax import results as results_io
+
+    merged = results_io.merge([results_io.load(path) for path in args.inputs])
+    path = results_io.save(merged, args.out)
+    print(f"merged {len(args.inputs)} files, {merged.sizes['seed']} seeds -> {path}")
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     for figure in _plot(args.results, args.out or args.results.parent):
         print(figure)
@@ -177,11 +279,12 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "run":
+        use_all_cpu_cores()
+        use_compilation_cache()
     try:
-        if args.command == "run":
-            return _cmd_run(args)
-        return _cmd_plot(args)
-    except (ConfigError, FileNotFoundError, ResultsFileError) as err:
+        return {"run": _cmd_run, "merge": _cmd_merge, "plot": _cmd_plot}[args.command](args)
+    except (ConfigError, FileNotFoundError, ResultsFileError, CheckpointError) as err:
         print(f"ibjax {args.command}: error: {err}", file=sys.stderr)
         return 2
 

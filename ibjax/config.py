@@ -82,7 +82,8 @@ class Config:
         on [-1, 1], the 274-snapshot log schedule. The paper's text says SGD; its code says Adam.
         """
         base = {
-            "num_epochs": 8000, "hidden": (10, 7, 5, 4, 3), "activation": "tanh", "optimizer": "adam",
+            "num_epochs": 8000, "hidden": (10, 7, 5, 4, 3), "activation": "tanh",
+            "optimizer": "adam",
             "learning_rate": 4e-4, "batch_size": 512, "train_fraction": 0.8, "split": "first",
             "shuffle": False, "num_bins": 30, "bin_range": (-1.0, 1.0), "snapshots": "log",
         }

@@ -43,7 +43,7 @@ def _chunk_layout(radices: list[int], capacity: int) -> list[list[int]] | None:
 def _chunk_code(columns: list[jax.Array], radices: list[int]) -> jax.Array:
     """Mixed-radix uint32 code of digit columns (most significant first)."""
     code = jnp.zeros(columns[0].shape, jnp.uint32)
-    for column, radix in zip(columns, radices):
+    for column, radix in zip(columns, radices, strict=True):
         code = code * jnp.uint32(radix) + column.astype(jnp.uint32)
     return code
 

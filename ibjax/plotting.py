@@ -85,7 +85,7 @@ def accuracy_figure(results: xr.Dataset) -> Figure:
     """Train and test accuracy and loss against epoch (mean over seeds, 10-90% band)."""
     epochs = np.maximum(results["epoch"].values, 1)
     fig = Figure(figsize=(9.0, 3.6), layout="constrained")
-    for ax, metric in zip(fig.subplots(1, 2), ("accuracy", "loss")):
+    for ax, metric in zip(fig.subplots(1, 2), ("accuracy", "loss"), strict=True):
         for split, color in (("train", "C0"), ("test", "C1")):
             values = results[f"{split}_{metric}"]
             if not np.isfinite(values.values).any():

@@ -42,7 +42,7 @@ VARIABLES = {
 
 def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
                layer_widths: tuple[int, ...], arrays: Mapping[str, np.ndarray],
-               info: Mapping[str, Any]) -> xr.Dataset:
+               info: Mapping[str, Any], diverged_epoch: np.ndarray | None = None) -> xr.Dataset:
     """Assembles a results Dataset.
 
     Args:
@@ -52,11 +52,19 @@ def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
       layer_widths: width of each measured layer.
       arrays: one array per name in :data:`VARIABLES`, shaped by its dims.
       info: extra scalar/string attributes (timings, versions, device).
+      diverged_epoch: ``[num_seeds]`` epoch after which a seed's weights became NaN/inf, or -1
+        (default: none diverged).
     """
     data_vars = {}
     for name, (dims, units, description) in VARIABLES.items():
         data_vars[name] = xr.Variable(dims, np.asarray(arrays[name], np.float32),
                                       {"units": units, "long_name": description})
+    if diverged_epoch is None:
+        diverged_epoch = np.full(len(seeds), -1)
+    data_vars["diverged_epoch"] = xr.Variable(
+        ("seed",), np.asarray(diverged_epoch, np.int32),
+        {"long_name": "epoch after which the weights became NaN/inf (-1: never); "
+                      "later measurements of that seed are NaN"})
     num_layers = len(layer_widths)
     names = [f"hidden {i + 1}" for i in range(num_layers - 1)] + ["softmax output"]
     coords = {
@@ -69,7 +77,7 @@ def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
     }
     attrs = {"schema_version": SCHEMA_VERSION, "config": config.to_json(),
              "title": "ibjax information-plane run"}
-    attrs.update({k: v for k, v in info.items()})
+    attrs.update(dict(info))
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -103,11 +111,39 @@ def load(path: str | os.PathLike) -> xr.Dataset:
     try:
         with xr.open_dataset(path, engine="scipy") as handle:
             dataset = handle.load()
-    except Exception as err:  # noqa: BLE001 - scipy raises many types on foreign bytes
+    except Exception as err:  # scipy raises many exception types on foreign bytes
         raise ResultsFileError(f"{path} is not a readable ibjax results file ({err})") from None
     if "config" not in dataset.attrs or "ixt" not in dataset:
         raise ResultsFileError(f"{path} is a netCDF file but not an ibjax results file")
     return dataset
+
+
+def merge(parts: list[xr.Dataset]) -> xr.Dataset:
+    """Joins results of the same configuration (seed ranges of one sweep) along ``seed``.
+
+    Raises:
+      ResultsFileError: the configurations (apart from the seed count) or the snapshot epochs
+        differ, or a seed appears twice.
+    """
+    if not parts:
+        raise ResultsFileError("merge needs at least one results file")
+    configs = [config_of(part).replace(num_seeds=1) for part in parts]
+    for part, config in zip(parts[1:], configs[1:], strict=True):
+        if config != configs[0]:
+            raise ResultsFileError(
+                f"cannot merge different configurations: {configs[0]} vs {config}")
+        if not np.array_equal(part["epoch"].values, parts[0]["epoch"].values):
+            raise ResultsFileError("cannot merge results with different snapshot epochs")
+    seeds = np.concatenate([part["seed"].values for part in parts])
+    if len(set(seeds.tolist())) != seeds.size:
+        raise ResultsFileError(f"cannot merge: seeds appear twice ({sorted(seeds.tolist())})")
+    merged = xr.concat(parts, dim="seed", data_vars="all", coords="minimal",
+                       compat="override", combine_attrs="override").sortby("seed")
+    merged.attrs["config"] = configs[0].replace(num_seeds=int(seeds.size)).to_json()
+    merged.attrs["merged_from"] = len(parts)
+    for key in ("compile_s", "run_s", "seed_epochs_per_s"):
+        merged.attrs.pop(key, None)
+    return merged
 
 
 def config_of(dataset: xr.Dataset) -> Config:

@@ -12,16 +12,18 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ibjax import results
-from ibjax.config import Config, snapshot_epochs
+from ibjax import checkpoint, results
+from ibjax.config import Config, ConfigError, snapshot_epochs
 from ibjax.data import Dataset, load_dataset
 from ibjax.plan import Plan, make_plan
 from ibjax.train import Measurement, Steps, Trainer, make_trainer
@@ -59,74 +61,206 @@ class Program(NamedTuple):
     compile_s: float
 
 
+def seed_sharding(devices: tuple[jax.Device, ...]) -> tuple[NamedSharding, NamedSharding]:
+    """Shardings that split a leading seed axis over ``devices`` (mesh axis ``"seed"``).
+
+    Returns:
+      ``(by_seed, replicated)``.
+    """
+    mesh = Mesh(np.asarray(devices), ("seed",))
+    return NamedSharding(mesh, PartitionSpec("seed")), NamedSharding(mesh, PartitionSpec())
+
+
 @functools.lru_cache(maxsize=16)
-def _compiled_program(config: Config, num_seeds: int) -> Program:
+def _compiled_program(config: Config, num_seeds: int,
+                      devices: tuple[jax.Device, ...]) -> Program:
+    """Compiles init and one segment for ``num_seeds`` (a multiple of ``len(devices)``)."""
     dataset = load_dataset(config.dataset)
     trainer = make_trainer(config, dataset)
     plan = make_plan(snapshot_epochs(config.snapshots, config.num_epochs), config.num_epochs)
+    by_seed, replicated = seed_sharding(devices)
 
     def segment(state, steps):
         TRACE_COUNT["segment"] += 1
         return jax.vmap(trainer.run_steps, in_axes=(0, None))(state, steps)
 
     start = time.perf_counter()
-    seeds = jax.ShapeDtypeStruct((num_seeds,), jnp.int32)
-    rates = jax.ShapeDtypeStruct((num_seeds,), jnp.float32)
-    init = jax.jit(jax.vmap(trainer.init)).lower(seeds, rates).compile()
-    state_shape = jax.eval_shape(jax.vmap(trainer.init), seeds, rates)
-    steps = Steps(jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.int32),
-                  jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.bool_))
-    compiled = jax.jit(segment).lower(state_shape, steps).compile()
+    seeds = jax.ShapeDtypeStruct((num_seeds,), jnp.int32, sharding=by_seed)
+    rates = jax.ShapeDtypeStruct((num_seeds,), jnp.float32, sharding=by_seed)
+    init = jax.jit(jax.vmap(trainer.init), out_shardings=by_seed).lower(seeds, rates).compile()
+    state_shape = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=by_seed),
+        jax.eval_shape(jax.vmap(trainer.init), seeds, rates))
+    steps = Steps(
+        jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.int32, sharding=replicated),
+        jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.bool_, sharding=replicated))
+    compiled = jax.jit(segment, out_shardings=by_seed).lower(state_shape, steps).compile()
     return Program(trainer, plan, init, compiled, time.perf_counter() - start)
 
 
-def run(config: Config, progress: Callable[[Progress], None] | None = None) -> xr.Dataset:
-    """Trains ``config.num_seeds`` networks at once and measures them at every snapshot.
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run`; ``checkpoint`` is where the finished work was saved (or None)."""
+
+    def __init__(self, checkpoint: Path | None):
+        super().__init__(str(checkpoint))
+        self.checkpoint = checkpoint
+
+
+def run(config: Config, progress: Callable[[Progress], None] | None = None,
+        seeds: Sequence[int] | None = None,
+        devices: Sequence[jax.Device] | None = None,
+        checkpoint_path: str | os.PathLike | None = None,
+        checkpoint_every_s: float = 30.0,
+        resume: bool = False) -> xr.Dataset:
+    """Trains one network per seed, all at once, and measures them at every snapshot.
+
+    The seed axis is split over ``devices`` (all local devices by default; on a CPU host the
+    command line exposes every core as a device). A seed count that does not divide the device
+    count is padded with extra networks whose results are dropped.
 
     Args:
       config: the run's configuration (validated before anything is compiled).
       progress: optional callback, called after each compiled segment with a :class:`Progress`.
+      seeds: seed indices to run (default ``range(config.num_seeds)``); seed ``i`` is the same
+        network in any subset, so a sweep can be split and merged.
+      devices: devices to shard the seeds over (default ``jax.local_devices()``).
+      checkpoint_path: if given, the run state is saved there atomically between segments (at
+        most every ``checkpoint_every_s`` seconds, and on Ctrl-C); see :mod:`ibjax.checkpoint`.
+      checkpoint_every_s: minimum seconds between checkpoints (0: after every segment).
+      resume: continue from ``checkpoint_path`` (its config and seeds must match). The result
+        is identical to an uninterrupted run.
 
     Returns:
       The results Dataset (see :mod:`ibjax.results`); ``attrs`` hold ``compile_s``, ``run_s``,
-      ``seed_epochs_per_s`` and the hardware.
+      ``seed_epochs_per_s`` and the hardware; ``diverged_epoch`` flags seeds whose weights
+      became NaN/inf.
+
+    Raises:
+      ConfigError: bad configuration or seeds, before anything is compiled.
+      CheckpointError: ``resume`` without a matching checkpoint.
+      RunInterrupted: Ctrl-C; the finished segments are in the checkpoint, if one was asked for.
     """
     config.validate()
     dataset = load_dataset(config.dataset)
     config.validate(num_samples=dataset.x.shape[0])
+    seeds = np.arange(config.num_seeds) if seeds is None else np.asarray(seeds)
+    if seeds.ndim != 1 or seeds.size == 0 or (seeds < 0).any() or len(set(seeds)) != seeds.size:
+        raise ConfigError(f"seeds must be distinct non-negative integers, got {seeds!r}")
+    seeds = seeds.astype(np.int32)
+    saved = None
+    if resume:
+        if checkpoint_path is None:
+            raise ConfigError("resume=True needs checkpoint_path")
+        saved = checkpoint.load(checkpoint_path)
+        if saved.config.replace(num_seeds=1) != config.replace(num_seeds=1) or not np.array_equal(
+                saved.seeds, seeds):
+            raise checkpoint.CheckpointError(
+                f"{checkpoint_path} belongs to another run (config or seeds differ)")
+    devices = tuple(jax.local_devices() if devices is None else devices)
+    num_real = seeds.size
+    num_padded = -(-num_real // len(devices)) * len(devices)
+    padded_seeds = np.concatenate([seeds, seeds.max() + 1 + np.arange(num_padded - num_real)])
     cached = _compiled_program.cache_info().currsize
-    program = _compiled_program(config, config.num_seeds)
+    program = _compiled_program(config.replace(num_seeds=1), num_padded, devices)
     newly_compiled = _compiled_program.cache_info().currsize > cached
-    plan = program.plan
-    seeds = np.arange(config.num_seeds, dtype=np.int32)
-    rates = np.full(config.num_seeds, config.learning_rate, np.float32)
-
-    start = time.perf_counter()
-    state = program.init(seeds, rates)
-    collected: list[Measurement] = []
-    epochs_done = 0
-    for segment in range(plan.num_segments):
-        steps = Steps(plan.num_epochs[segment], plan.measure[segment])
-        state, measured = program.segment(state, steps)
-        measured = jax.device_get(measured)
-        keep = plan.measure[segment]
-        collected.append(jax.tree.map(lambda a, keep=keep: a[:, keep], measured))
-        epochs_done = plan.epochs_after_segment(segment)
-        if progress is not None:
-            progress(Progress(epochs_done, config.num_epochs, config.num_seeds,
-                              time.perf_counter() - start))
-    jax.block_until_ready(state)
-    run_s = time.perf_counter() - start
-
-    stacked = jax.tree.map(lambda *parts: np.concatenate(parts, axis=1), *collected)
+    by_seed, _ = seed_sharding(devices)
+    rates = np.full(num_padded, config.learning_rate, np.float32)
+    state = program.init(jax.device_put(padded_seeds.astype(np.int32), by_seed),
+                         jax.device_put(rates, by_seed))
+    loop = _SegmentLoop(program, config, seeds, devices, progress, checkpoint_path,
+                        checkpoint_every_s)
+    state, stacked, run_s = loop.run(state, saved)
+    diverged_epoch = np.asarray(jax.device_get(state.diverged_at))[:num_real]
+    if checkpoint_path is not None:
+        Path(checkpoint_path).unlink(missing_ok=True)  # the results file now holds it all
     info = {
         "compile_s": program.compile_s if newly_compiled else 0.0,
         "run_s": run_s,
-        "seed_epochs_per_s": config.num_seeds * config.num_epochs / run_s,
-        **hardware_info(),
+        "seed_epochs_per_s": num_real * config.num_epochs / run_s,
+        "num_devices": len(devices),
+        **hardware_info(devices),
     }
-    return results.to_dataset(config, seeds, plan.snapshot_epochs,
-                              program.trainer.layer_widths, stacked._asdict(), info)
+    return results.to_dataset(config.replace(num_seeds=num_real), seeds,
+                              program.plan.snapshot_epochs, program.trainer.layer_widths,
+                              stacked, info, diverged_epoch=diverged_epoch)
+
+
+class _SegmentLoop:
+    """Runs the plan's segments, fetching measurements and writing checkpoints in between."""
+
+    def __init__(self, program, config, seeds, devices, progress, checkpoint_path,
+                 checkpoint_every_s):
+        self.program, self.plan, self.config, self.seeds = program, program.plan, config, seeds
+        self.by_seed, self.replicated = seed_sharding(devices)
+        self.progress, self.checkpoint_path = progress, checkpoint_path
+        self.checkpoint_every_s = checkpoint_every_s
+        self.collected: list[dict[str, np.ndarray]] = []
+        self.collected_through = 0  # segments whose measurements are in self.collected
+        self.elapsed_before = 0.0
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.start
+
+    def collect(self, measured: Measurement, segment: int) -> None:
+        if segment < self.collected_through:  # already in (an interrupt can re-ask for it)
+            return
+        keep = self.plan.measure[segment]
+        measured = jax.device_get(measured)
+        self.collected.append({name: value[: self.seeds.size, keep]
+                               for name, value in measured._asdict().items()})
+        self.collected_through = segment + 1
+        if self.progress is not None:
+            self.progress(Progress(self.plan.epochs_after_segment(segment),
+                                   self.config.num_epochs, self.seeds.size, self.elapsed()))
+
+    def stacked(self) -> dict[str, np.ndarray]:
+        return {name: np.concatenate([part[name] for part in self.collected], axis=1)
+                for name in self.collected[0]} if self.collected else {}
+
+    def save(self, state, segments_done: int) -> None:
+        checkpoint.save(self.checkpoint_path, self.config, self.seeds, segments_done, state,
+                        self.stacked(), self.elapsed())
+        self.last_save = time.perf_counter()
+
+    def run(self, state, saved: checkpoint.Checkpoint | None):
+        first = 0
+        if saved is not None:
+            restored = checkpoint.restore_state(state, saved.state_leaves)
+            state = jax.device_put(restored, self.by_seed)
+            if saved.measurements:
+                self.collected.append(saved.measurements)
+            first = self.collected_through = saved.segments_done
+            self.elapsed_before = saved.elapsed_s
+        self.start = self.last_save = time.perf_counter()
+        done, pending = first, None
+        try:
+            for segment in range(first, self.plan.num_segments):
+                steps = jax.device_put(
+                    Steps(self.plan.num_epochs[segment], self.plan.measure[segment]),
+                    self.replicated)
+                new_state, measured = self.program.segment(state, steps)
+                state, done = new_state, segment + 1
+                if pending is not None:  # fetch the previous segment while this one runs
+                    self.collect(*pending)
+                pending = (measured, segment)
+                due = time.perf_counter() - self.last_save >= self.checkpoint_every_s
+                if self.checkpoint_path is not None and due and done < self.plan.num_segments:
+                    self.collect(*pending)
+                    pending = None
+                    self.save(state, done)
+            if pending is not None:
+                self.collect(*pending)
+        except KeyboardInterrupt:
+            path = None
+            if self.checkpoint_path is not None:
+                if pending is not None and pending[1] == done - 1:
+                    self.collect(*pending)
+                if self.collected_through == done:  # state and measurements agree: save them
+                    self.save(state, done)
+                path = Path(self.checkpoint_path) if Path(self.checkpoint_path).exists() else None
+            raise RunInterrupted(path) from None
+        jax.block_until_ready(state)
+        return state, self.stacked(), self.elapsed()
 
 
 def cpu_model() -> str:
@@ -143,9 +277,9 @@ def cpu_model() -> str:
     return f"{name}, {os.cpu_count()} cores"
 
 
-def hardware_info() -> dict[str, str | int]:
+def hardware_info(devices: Sequence[jax.Device] | None = None) -> dict[str, str | int]:
     """The devices, host and library versions, for results and benchmark output."""
-    devices = jax.devices()
+    devices = jax.local_devices() if devices is None else devices
     return {
         "device": f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform})",
         "host": cpu_model(),

@@ -38,6 +38,8 @@ class TrainState(NamedTuple):
       key_shuffle: typed key; epoch ``e`` shuffles with ``fold_in(key_shuffle, e)``.
       train_index: ``[num_train]`` int32 rows of the dataset used for training.
       train_mask: ``[num_samples]`` bool, True on training rows.
+      diverged_at: int32 scalar, the epoch after which a weight first became NaN/inf, or -1.
+        Once set, every later measurement of this seed is NaN; other seeds are unaffected.
     """
 
     params: Any
@@ -46,6 +48,7 @@ class TrainState(NamedTuple):
     key_shuffle: jax.Array
     train_index: jax.Array
     train_mask: jax.Array
+    diverged_at: jax.Array
 
 
 class Measurement(NamedTuple):
@@ -88,12 +91,18 @@ class Trainer(NamedTuple):
     Attributes:
       init: ``init(seed_index, learning_rate) -> TrainState``.
       run_steps: ``run_steps(state, steps) -> (state, Measurement)`` with a leading step axis.
+      train_epoch: ``train_epoch(state) -> (state, kernel_grads)``: one epoch; the gradients
+        are each layer's ``[num_batches, in, out]`` minibatch weight gradients.
+      layer_activations: ``layer_activations(params) -> list of [width, num_samples]``, every
+        measured layer on all samples (features-major).
       num_layers: layers measured (hidden layers and the softmax output).
       layer_widths: their widths.
     """
 
     init: Callable[[jax.Array, jax.Array], TrainState]
     run_steps: Callable[[TrainState, Steps], tuple[TrainState, Measurement]]
+    train_epoch: Callable[[TrainState], tuple[TrainState, list[jax.Array]]]
+    layer_activations: Callable[[Any], list[jax.Array]]
     num_layers: int
     layer_widths: tuple[int, ...]
 
@@ -155,7 +164,7 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         train_index = order[:n_train].astype(jnp.int32)
         train_mask = jnp.zeros(num_samples, bool).at[train_index].set(True)
         return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key_shuffle,
-                          train_index, train_mask)
+                          train_index, train_mask, jnp.asarray(-1, jnp.int32))
 
     def batch_loss(params, x_t, y, valid):
         logits, _ = model.apply(params, x_t)
@@ -188,7 +197,12 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
 
         (params, opt_state), kernels = jax.lax.scan(
             batch_step, (state.params, state.opt_state), (epoch_order(state), batch_valid))
-        state = state._replace(params=params, opt_state=opt_state, epoch=state.epoch + 1)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf))
+                                    for leaf in jax.tree.leaves(params)]))
+        newly_diverged = (state.diverged_at < 0) & ~finite
+        state = state._replace(
+            params=params, opt_state=opt_state, epoch=state.epoch + 1,
+            diverged_at=jnp.where(newly_diverged, state.epoch + 1, state.diverged_at))
         return state, kernels
 
     def gradient_stats(kernels: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
@@ -217,8 +231,9 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         def masked_mean(values, mask):
             return jnp.sum(jnp.where(mask, values, 0.0)) / jnp.sum(mask)
 
-        return (ixt, ity, masked_mean(losses, train), masked_mean(correct, train),
-                masked_mean(losses, test), masked_mean(correct, test))
+        values = (ixt, ity, masked_mean(losses, train), masked_mean(correct, train),
+                  masked_mean(losses, test), masked_mean(correct, test))
+        return tuple(jnp.where(state.diverged_at >= 0, jnp.nan, v) for v in values)
 
     nan_layers = jnp.full(num_layers, jnp.nan, jnp.float32)
     nan_scalar = jnp.asarray(jnp.nan, jnp.float32)
@@ -234,6 +249,9 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
 
         state, (grad_mean, grad_std) = jax.lax.cond(
             num_epochs > 0, last_epoch, lambda s: (s, (nan_layers, nan_layers)), state)
+        invalid = state.diverged_at >= 0
+        grad_mean = jnp.where(invalid, jnp.nan, grad_mean)
+        grad_std = jnp.where(invalid, jnp.nan, grad_std)
         ixt, ity, train_loss, train_acc, test_loss, test_acc = jax.lax.cond(
             do_measure, measure,
             lambda s: (nan_layers, nan_layers, nan_scalar, nan_scalar, nan_scalar, nan_scalar),
@@ -244,4 +262,9 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
     def run_steps(state: TrainState, steps: Steps) -> tuple[TrainState, Measurement]:
         return jax.lax.scan(run_step, state, (steps.num_epochs, steps.measure))
 
-    return Trainer(init=init, run_steps=run_steps, num_layers=num_layers, layer_widths=widths)
+    def layer_activations(params) -> list[jax.Array]:
+        return model.apply(params, x_all_t)[1]
+
+    return Trainer(init=init, run_steps=run_steps, train_epoch=train_epoch,
+                   layer_activations=layer_activations, num_layers=num_layers,
+                   layer_widths=widths)

@@ -1,5 +1,12 @@
 """Shared fixtures: tiny sizes so the suite runs in minutes on 2 CPU cores."""
 
+import os
+import tempfile
+
+# The command line turns on a persistent compilation cache in ~/.cache unless one is set;
+# keep the tests' programs out of the user's home.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ibjax-test-cache-"))
+
 import jax
 import numpy as np
 import pytest

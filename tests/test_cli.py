@@ -51,6 +51,17 @@ def test_bad_flags_give_a_clear_error(flags, field, capsys):
     assert field in err and "Traceback" not in err
 
 
+def test_cli_fills_the_persistent_compilation_cache(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env.update(IBJAX_CACHE_DIR=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
+    command = [sys.executable, "-m", "ibjax", "run", "--seeds", "2", "--epochs", "3",
+               "--hidden", "3", "--no-plots", "--quiet", "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert any((tmp_path / "cache").iterdir())  # the compiled programs were stored
+
+
 def test_console_script_plot(tmp_path):
     from test_results import synthetic
 
@@ -59,7 +70,8 @@ def test_console_script_plot(tmp_path):
     path = save(synthetic(), tmp_path / "results.nc")
     exe = shutil.which("ibjax")
     command = [exe] if exe else [sys.executable, "-m", "ibjax"]
-    done = subprocess.run([*command, "plot", str(path)], capture_output=True, text=True, check=False,
+    done = subprocess.run([*command, "plot", str(path)], capture_output=True, text=True,
+                          check=False,
                           env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "information_plane.png").exists()
