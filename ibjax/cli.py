@@ -11,12 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ibjax.checkpoint import CheckpointError
 from ibjax.config import ACTIVATIONS, OPTIMIZERS, Config, ConfigError
 from ibjax.results import ResultsFileError
-
-RESULTS_NAME = "results.nc"
-CHECKPOINT_NAME = "checkpoint.npz"
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -45,6 +44,15 @@ def _batch(text: str) -> int | None:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--batch-size takes a positive integer or 'full'; got {text!r}") from None
+
+
+def _rates(text: str) -> float | tuple[float, ...]:
+    try:
+        rates = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--lr takes a number or a list like 1e-4,4e-4; got {text!r}") from None
+    return rates[0] if len(rates) == 1 else rates
 
 
 def _seed_range(text: str) -> range:
@@ -121,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hidden", type=_widths, help="hidden widths, e.g. 10,7,5,4,3")
     run.add_argument("--activation", help=f"one of {', '.join(ACTIVATIONS)}")
     run.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)}")
-    run.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
+    run.add_argument("--lr", type=_rates, dest="learning_rate",
+                     help="learning rate, or a list like 1e-4,4e-4,1e-3 trained side by side "
+                          "in the same program (results gain a learning_rate dimension)")
     run.add_argument("--batch-size", type=_batch, dest="batch_size", default=argparse.SUPPRESS,
                      help="minibatch size or 'full' (default 512)")
     run.add_argument("--train-fraction", type=float, dest="train_fraction",
@@ -145,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
                      dest="checkpoint_every_s",
                      help="save the run state to OUT/checkpoint.npz at most this often (30)")
+    run.add_argument("--distributed", action="store_true",
+                     help="one of several processes (hosts): start jax.distributed, run this "
+                          "process's contiguous share of the seeds on its local devices and "
+                          "write OUT/results.partI-of-N.nc; join with 'ibjax merge'")
+    run.add_argument("--coordinator", metavar="HOST:PORT",
+                     help="with --distributed: address of process 0 (omit where JAX detects "
+                          "the cluster, e.g. under SLURM or Open MPI)")
+    run.add_argument("--num-processes", type=int, help="with --distributed and --coordinator")
+    run.add_argument("--process-id", type=int, help="with --distributed and --coordinator")
     run.add_argument("--no-plots", action="store_true", help="skip the figures")
     run.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -197,9 +216,34 @@ class _ProgressLine:
             self.stream.write("\n")
 
 
+def _start_distributed(args: argparse.Namespace) -> tuple[int, int] | None:
+    """Initialises jax.distributed for ``--distributed``; returns (process index, count)."""
+    if not args.distributed:
+        if args.coordinator or args.num_processes is not None or args.process_id is not None:
+            raise ConfigError("--coordinator, --num-processes and --process-id need --distributed")
+        return None
+    import jax
+
+    jax.distributed.initialize(coordinator_address=args.coordinator,
+                               num_processes=args.num_processes, process_id=args.process_id)
+    return jax.process_index(), jax.process_count()
+
+
+def _share(seeds: list[int], part: tuple[int, int]) -> list[int]:
+    """This process's contiguous share of the seeds."""
+    index, count = part
+    if len(seeds) < count:
+        raise ConfigError(f"--distributed over {count} processes needs at least {count} seeds")
+    return [int(s) for s in np.array_split(np.asarray(seeds), count)[index]]
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from ibjax import checkpoint
 
+    part = _start_distributed(args)
+    suffix = "" if part is None else f".part{part[0]:03d}-of-{part[1]:03d}"
+    results_name = f"results{suffix}.nc"
+    checkpoint_name = f"checkpoint{suffix}.npz"
     seeds = None if args.seed_range is None else list(args.seed_range)
     if args.resume is not None:
         given = [name for name in (*CONFIG_FLAGS, "seeds", "epochs", "seed_range")
@@ -207,12 +251,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if given or args.preset != "default":
             raise ConfigError(f"--resume takes the run's own configuration; drop {given}")
         args.out = args.resume
-        saved = checkpoint.load(args.out / CHECKPOINT_NAME)
+        saved = checkpoint.load(args.out / checkpoint_name)
         config, seeds = saved.config, saved.seeds.tolist()
         print(f"ibjax: resuming {args.out} after {saved.segments_done} segments", flush=True)
     else:
         config = config_from_args(args).validate()
-        if (args.out / CHECKPOINT_NAME).exists():
+        if part is not None:
+            seeds = _share(list(range(config.num_seeds)) if seeds is None else seeds, part)
+            config = config.replace(num_seeds=len(seeds))
+        if (args.out / checkpoint_name).exists():
             raise ConfigError(
                 f"--out {args.out} holds an unfinished run; continue it with "
                 f"'ibjax run --resume {args.out}', or choose another --out")
@@ -232,7 +279,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         ds = run(config, progress=None if args.quiet else _ProgressLine(), seeds=seeds,
-                 checkpoint_path=args.out / CHECKPOINT_NAME,
+                 checkpoint_path=args.out / checkpoint_name,
                  checkpoint_every_s=args.checkpoint_every_s, resume=args.resume is not None)
     except RunInterrupted as stop:
         where = (f"finished segments are saved in {stop.checkpoint}" if stop.checkpoint
@@ -240,8 +287,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: {where}; continue with: ibjax run --resume {args.out}",
               file=sys.stderr)
         return 130
-    path = results_io.save(ds, args.out / RESULTS_NAME)
-    figures = [] if args.no_plots else _plot(path, args.out)
+    path = results_io.save(ds, args.out / results_name)
+    figures = [] if args.no_plots or part is not None else _plot(path, args.out)
     total = time.perf_counter() - start
     print(f"compile time   {ds.attrs['compile_s']:.1f} s\n"
           f"run time       {ds.attrs['run_s']:.1f} s  ({total:.1f} s in all)\n"

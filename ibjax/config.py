@@ -32,7 +32,9 @@ class Config:
       hidden: hidden-layer widths. The paper network is ``(10, 7, 5, 4, 3)``.
       activation: hidden activation, one of ``tanh``, ``relu``, ``linear``.
       optimizer: ``adam`` or ``sgd`` (optax).
-      learning_rate: step size.
+      learning_rate: step size, or a tuple of step sizes: then every seed is trained with each
+        of them (same initial network), all in the same compiled program, and the results gain
+        a ``learning_rate`` dimension.
       batch_size: minibatch size in samples, or ``None`` for full batch. A last partial batch is
         used, as in the authors' code (weighted as one batch of its own size).
       train_fraction: fraction of the data used for training, in (0, 1].
@@ -54,7 +56,7 @@ class Config:
     hidden: tuple[int, ...] = (10, 7, 5, 4, 3)
     activation: str = "tanh"
     optimizer: str = "adam"
-    learning_rate: float = 4e-4
+    learning_rate: float | tuple[float, ...] = 4e-4
     batch_size: int | None = 512
     train_fraction: float = 0.8
     split: str = "random"
@@ -66,7 +68,7 @@ class Config:
 
     def __post_init__(self):
         # Normalise sequences to tuples so the config stays hashable (lists from a CLI or JSON).
-        for name in ("hidden", "bin_range"):
+        for name in ("hidden", "bin_range", "learning_rate"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 object.__setattr__(self, name, tuple(value))
@@ -89,6 +91,17 @@ class Config:
         }
         base.update(overrides)
         return cls(**base)
+
+    @property
+    def learning_rates(self) -> tuple[float, ...]:
+        """The learning rate(s) as a tuple (one entry for a single rate)."""
+        rate = self.learning_rate
+        return tuple(rate) if isinstance(rate, tuple) else (rate,)
+
+    @property
+    def sweeps_learning_rate(self) -> bool:
+        """True when ``learning_rate`` is a list: results then have a learning_rate dim."""
+        return isinstance(self.learning_rate, tuple)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -121,7 +134,13 @@ class Config:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("split", self.split, SPLITS)
         _check_choice("dataset", self.dataset, DATASETS)
-        _check_positive_float("learning_rate", self.learning_rate)
+        rates = self.learning_rates
+        if not rates or len(set(rates)) != len(rates):
+            raise ConfigError(
+                f"learning_rate must be a number or a non-empty list of distinct numbers, "
+                f"got {self.learning_rate!r}")
+        for rate in rates:
+            _check_positive_float("learning_rate", rate)
         if not isinstance(self.shuffle, bool):
             raise ConfigError(f"shuffle must be True or False, got {self.shuffle!r}")
         if isinstance(self.train_fraction, bool) or not isinstance(

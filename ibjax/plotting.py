@@ -106,6 +106,8 @@ def _title(results: xr.Dataset, what: str) -> str:
 
     config = json.loads(results.attrs.get("config", "{}"))
     hidden = "-".join(str(w) for w in config.get("hidden", []))
+    if "learning_rate" in results.coords and results["learning_rate"].ndim == 0:
+        config["learning_rate"] = float(results["learning_rate"])
     return (f"{what}\n{results.sizes['seed']} seeds, {config.get('activation', '?')} "
             f"{hidden}, {config.get('optimizer', '?')} lr {config.get('learning_rate', '?')}, "
             f"batch {config.get('batch_size') or 'full'}")
@@ -114,6 +116,9 @@ def _title(results: xr.Dataset, what: str) -> str:
 def plot_results(results: xr.Dataset | str | os.PathLike,
                  out_dir: str | os.PathLike | None = None) -> list[Path]:
     """Writes ``information_plane.png``, ``gradients.png`` and ``accuracy.png``.
+
+    With a ``learning_rate`` dimension, one set per rate, named ``information_plane_lr1e-4.png``
+    and so on.
 
     Args:
       results: a results Dataset or the path of a results file.
@@ -132,13 +137,19 @@ def plot_results(results: xr.Dataset | str | os.PathLike,
         raise ValueError("out_dir is required when results is a Dataset")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if "learning_rate" in results.dims:  # one set of figures per learning rate
+        parts = [(f"_lr{rate:g}", results.sel(learning_rate=rate))
+                 for rate in results["learning_rate"].values]
+    else:
+        parts = [("", results)]
     written = []
-    for name, make in (("information_plane.png", information_plane_figure),
-                       ("gradients.png", gradients_figure),
-                       ("accuracy.png", accuracy_figure)):
-        target = out_dir / name
-        tmp = out_dir / f".{name}.tmp.png"
-        make(results).savefig(tmp, dpi=130)
-        os.replace(tmp, target)
-        written.append(target)
+    for suffix, part in parts:
+        for name, make in (("information_plane", information_plane_figure),
+                           ("gradients", gradients_figure),
+                           ("accuracy", accuracy_figure)):
+            target = out_dir / f"{name}{suffix}.png"
+            tmp = out_dir / f".{name}{suffix}.tmp.png"
+            make(part).savefig(tmp, dpi=130)
+            os.replace(tmp, target)
+            written.append(target)
     return written

@@ -50,7 +50,9 @@ def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
       seeds: ``[num_seeds]`` seed indices.
       epochs: ``[num_snapshots]`` snapshot epochs.
       layer_widths: width of each measured layer.
-      arrays: one array per name in :data:`VARIABLES`, shaped by its dims.
+      arrays: one array per name in :data:`VARIABLES`, shaped by its dims, with one row per
+        network: ``num_seeds * len(config.learning_rates)`` rows, learning rate fastest. A
+        learning-rate list becomes a ``learning_rate`` dimension after ``seed``.
       info: extra scalar/string attributes (timings, versions, device).
       diverged_epoch: ``[num_seeds]`` epoch after which a seed's weights became NaN/inf, or -1
         (default: none diverged).
@@ -60,7 +62,7 @@ def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
         data_vars[name] = xr.Variable(dims, np.asarray(arrays[name], np.float32),
                                       {"units": units, "long_name": description})
     if diverged_epoch is None:
-        diverged_epoch = np.full(len(seeds), -1)
+        diverged_epoch = np.full(len(seeds) * len(config.learning_rates), -1)
     data_vars["diverged_epoch"] = xr.Variable(
         ("seed",), np.asarray(diverged_epoch, np.int32),
         {"long_name": "epoch after which the weights became NaN/inf (-1: never); "
@@ -78,7 +80,19 @@ def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
     attrs = {"schema_version": SCHEMA_VERSION, "config": config.to_json(),
              "title": "ibjax information-plane run"}
     attrs.update(dict(info))
+    if config.sweeps_learning_rate:
+        data_vars = {name: _split_learning_rate(var, len(config.learning_rates))
+                     for name, var in data_vars.items()}
+        coords["learning_rate"] = ("learning_rate",
+                                   np.asarray(config.learning_rates, np.float64))
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _split_learning_rate(var: xr.Variable, num_rates: int) -> xr.Variable:
+    """``[seed * num_rates, ...]`` (rate fastest) -> dims ``(seed, learning_rate, ...)``."""
+    shape = (var.shape[0] // num_rates, num_rates, *var.shape[1:])
+    return xr.Variable((var.dims[0], "learning_rate", *var.dims[1:]),
+                       var.values.reshape(shape), var.attrs)
 
 
 def save(dataset: xr.Dataset, path: str | os.PathLike) -> Path:
@@ -127,7 +141,7 @@ def merge(parts: list[xr.Dataset]) -> xr.Dataset:
     """
     if not parts:
         raise ResultsFileError("merge needs at least one results file")
-    configs = [config_of(part).replace(num_seeds=1) for part in parts]
+    configs = [config_of(part).replace(num_seeds=1) for part in parts]  # seed count may differ
     for part, config in zip(parts[1:], configs[1:], strict=True):
         if config != configs[0]:
             raise ResultsFileError(

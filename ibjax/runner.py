@@ -132,8 +132,8 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
 
     Returns:
       The results Dataset (see :mod:`ibjax.results`); ``attrs`` hold ``compile_s``, ``run_s``,
-      ``seed_epochs_per_s`` and the hardware; ``diverged_epoch`` flags seeds whose weights
-      became NaN/inf.
+      ``seed_epochs_per_s`` (network-epochs per second: seeds x learning rates) and the
+      hardware; ``diverged_epoch`` flags networks whose weights became NaN/inf.
 
     Raises:
       ConfigError: bad configuration or seeds, before anything is compiled.
@@ -157,17 +157,21 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
             raise checkpoint.CheckpointError(
                 f"{checkpoint_path} belongs to another run (config or seeds differ)")
     devices = tuple(jax.local_devices() if devices is None else devices)
-    num_real = seeds.size
+    # One network per (seed, learning rate): network n has seed n // H and rate n % H.
+    rate_values = np.asarray(config.learning_rates, np.float32)
+    num_real = seeds.size * rate_values.size
     num_padded = -(-num_real // len(devices)) * len(devices)
-    padded_seeds = np.concatenate([seeds, seeds.max() + 1 + np.arange(num_padded - num_real)])
+    padding = num_padded - num_real
+    network_seeds = np.concatenate([np.repeat(seeds, rate_values.size),
+                                    seeds.max() + 1 + np.arange(padding)])
+    rates = np.concatenate([np.tile(rate_values, seeds.size), np.full(padding, rate_values[0])])
     cached = _compiled_program.cache_info().currsize
     program = _compiled_program(config.replace(num_seeds=1), num_padded, devices)
     newly_compiled = _compiled_program.cache_info().currsize > cached
     by_seed, _ = seed_sharding(devices)
-    rates = np.full(num_padded, config.learning_rate, np.float32)
-    state = program.init(jax.device_put(padded_seeds.astype(np.int32), by_seed),
-                         jax.device_put(rates, by_seed))
-    loop = _SegmentLoop(program, config, seeds, devices, progress, checkpoint_path,
+    state = program.init(jax.device_put(network_seeds.astype(np.int32), by_seed),
+                         jax.device_put(rates.astype(np.float32), by_seed))
+    loop = _SegmentLoop(program, config, seeds, num_real, devices, progress, checkpoint_path,
                         checkpoint_every_s)
     state, stacked, run_s = loop.run(state, saved)
     diverged_epoch = np.asarray(jax.device_get(state.diverged_at))[:num_real]
@@ -188,9 +192,10 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
 class _SegmentLoop:
     """Runs the plan's segments, fetching measurements and writing checkpoints in between."""
 
-    def __init__(self, program, config, seeds, devices, progress, checkpoint_path,
-                 checkpoint_every_s):
+    def __init__(self, program, config, seeds, num_networks, devices, progress,
+                 checkpoint_path, checkpoint_every_s):
         self.program, self.plan, self.config, self.seeds = program, program.plan, config, seeds
+        self.num_networks = num_networks
         self.by_seed, self.replicated = seed_sharding(devices)
         self.progress, self.checkpoint_path = progress, checkpoint_path
         self.checkpoint_every_s = checkpoint_every_s
@@ -206,12 +211,12 @@ class _SegmentLoop:
             return
         keep = self.plan.measure[segment]
         measured = jax.device_get(measured)
-        self.collected.append({name: value[: self.seeds.size, keep]
+        self.collected.append({name: value[: self.num_networks, keep]
                                for name, value in measured._asdict().items()})
         self.collected_through = segment + 1
         if self.progress is not None:
             self.progress(Progress(self.plan.epochs_after_segment(segment),
-                                   self.config.num_epochs, self.seeds.size, self.elapsed()))
+                                   self.config.num_epochs, self.num_networks, self.elapsed()))
 
     def stacked(self) -> dict[str, np.ndarray]:
         return {name: np.concatenate([part[name] for part in self.collected], axis=1)

@@ -127,7 +127,7 @@ def fast_permutation(key: jax.Array, n: int) -> jax.Array:
 def make_optimizer(config: Config) -> optax.GradientTransformation:
     """The configured optax optimiser, with the learning rate as an injectable hyperparameter."""
     factory = {"adam": optax.adam, "sgd": optax.sgd}[config.optimizer]
-    return optax.inject_hyperparams(factory)(learning_rate=config.learning_rate)
+    return optax.inject_hyperparams(factory)(learning_rate=config.learning_rates[0])
 
 
 def make_trainer(config: Config, dataset: Dataset) -> Trainer:

@@ -32,6 +32,8 @@ def test_flags_reach_the_config():
     assert (cfg.num_seeds, cfg.batch_size, cfg.learning_rate, cfg.activation, cfg.bin_range,
             cfg.num_bins, cfg.train_fraction, cfg.shuffle, cfg.split, cfg.hidden) == (
         5, None, 2e-4, "relu", (0.0, 4.0), 50, 1.0, True, "first", (10, 7, 5, 4, 4, 3))
+    swept = config_from_args(build_parser().parse_args(["run", "--lr", "1e-4,4e-4"]))
+    assert swept.learning_rate == (1e-4, 4e-4)
     default = config_from_args(build_parser().parse_args(["run"]))
     assert default == ibjax.Config()
 

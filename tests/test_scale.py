@@ -80,3 +80,54 @@ def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     sharded = ibjax.load(tmp_path / "sharded.nc")
     assert_same_trajectories(ibjax.run(CONFIG, seeds=range(6)), sharded)
+
+
+def test_learning_rates_batched_in_one_program(tmp_path):
+    from ibjax import runner
+    from ibjax.plotting import plot_results
+
+    rates = (1e-3, 2e-2)
+    traces = runner.TRACE_COUNT["segment"]
+    swept = ibjax.run(CONFIG.replace(num_seeds=2, learning_rate=rates))
+    assert runner.TRACE_COUNT["segment"] == traces + 1  # one compiled program for all rates
+    assert swept.ixt.dims == ("seed", "learning_rate", "epoch", "layer")
+    assert swept.diverged_epoch.dims == ("seed", "learning_rate")
+    np.testing.assert_allclose(swept.learning_rate.values, rates)
+    for rate in rates:
+        alone = ibjax.run(CONFIG.replace(num_seeds=2, learning_rate=rate))
+        assert_same_trajectories(alone, swept.sel(learning_rate=rate))
+    # Same seed, same initial network, different rates -> different training.
+    first = swept.train_loss.isel(epoch=-1).values
+    assert not np.allclose(first[:, 0], first[:, 1])
+    back = ibjax.load(ibjax.save(swept, tmp_path / "r.nc"))
+    assert ibjax.config_of(back).learning_rate == rates
+    names = sorted(p.name for p in plot_results(back, tmp_path))
+    assert names[:2] == ["accuracy_lr0.001.png", "accuracy_lr0.02.png"] and len(names) == 6
+
+
+def test_two_processes_with_jax_distributed_then_merge(tmp_path):
+    """The multi-host path, as two local CPU processes: each runs its share of 5 seeds."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "run"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+           "JAX_PLATFORMS": "cpu"}
+    common = [sys.executable, "-m", "ibjax", "run", "--seeds", "5", "--hidden", "5,3",
+              "--epochs", "8", "--snapshots", "every:4", "--seed", "3", "--quiet",
+              "--out", str(out), "--distributed", "--coordinator", f"127.0.0.1:{port}",
+              "--num-processes", "2"]
+    workers = [subprocess.Popen([*common, "--process-id", str(i)], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for i in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err[-3000:]
+    parts = sorted(out.glob("results.part*-of-002.nc"))
+    assert [p.name for p in parts] == ["results.part000-of-002.nc", "results.part001-of-002.nc"]
+    np.testing.assert_array_equal(ibjax.load(parts[0]).seed.values, [0, 1, 2])
+    assert main(["merge", *map(str, parts), "--out", str(out / "results.nc")]) == 0
+    assert_same_trajectories(ibjax.run(CONFIG.replace(num_seeds=5)),
+                             ibjax.load(out / "results.nc"))
