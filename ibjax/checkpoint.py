@@ -52,19 +52,26 @@ def _is_key(leaf: Any) -> bool:
 
 
 def save(path: str | os.PathLike, config: Config, seeds: np.ndarray, segments_done: int,
-         state: Any, measurements: dict[str, np.ndarray], elapsed_s: float) -> Path:
-    """Writes a checkpoint atomically; returns its path."""
+         states: list[Any], measurements: dict[str, np.ndarray], elapsed_s: float,
+         num_networks: int) -> Path:
+    """Writes a checkpoint atomically; returns its path.
+
+    Args:
+      states: the run's states, one per chunk of networks; the first ``num_networks`` (the
+        real ones, without device padding) are saved, joined along the network axis.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {}
-    for i, leaf in enumerate(jax.tree.leaves(state)):
-        if _is_key(leaf):
-            leaf = jax.random.key_data(leaf)
-        arrays[f"state_{i}"] = np.asarray(jax.device_get(leaf))
+    per_chunk = [jax.tree.leaves(state) for state in states]
+    for i, leaves in enumerate(zip(*per_chunk, strict=True)):
+        raw = [jax.random.key_data(leaf) if _is_key(leaf) else leaf for leaf in leaves]
+        joined = np.concatenate([np.asarray(jax.device_get(r)) for r in raw])
+        arrays[f"state_{i}"] = joined[:num_networks]
     for name, value in measurements.items():
         arrays[f"measure_{name}"] = value
     meta = {"format": FORMAT_VERSION, "config": config.to_json(), "segments_done": segments_done,
-            "elapsed_s": elapsed_s, "num_state_leaves": len(jax.tree.leaves(state))}
+            "elapsed_s": elapsed_s, "num_state_leaves": len(per_chunk[0])}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     arrays["seeds"] = np.asarray(seeds)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -107,16 +114,32 @@ def load(path: str | os.PathLike) -> Checkpoint:
                       leaves, measurements, float(meta["elapsed_s"]))
 
 
-def restore_state(template: Any, leaves: list[np.ndarray]) -> Any:
-    """Rebuilds a state pytree shaped like ``template`` from saved leaves (keys re-wrapped)."""
-    template_leaves, treedef = jax.tree.flatten(template)
-    if len(template_leaves) != len(leaves):
+def restore_state(templates: list[Any], leaves: list[np.ndarray]) -> list[Any]:
+    """States shaped like ``templates`` (one per chunk), their first networks from ``leaves``.
+
+    Networks beyond the saved ones (device padding, whose results are dropped) keep the
+    template's values, so a run can resume with another device count or chunk size.
+
+    Raises:
+      CheckpointError: the saved state does not fit these templates.
+    """
+    treedef = jax.tree.structure(templates[0])
+    chunk_leaves = [jax.tree.leaves(t) for t in templates]
+    if len(chunk_leaves[0]) != len(leaves):
         raise CheckpointError("checkpoint state does not match this configuration")
-    restored = []
-    for like, saved in zip(template_leaves, leaves, strict=True):
-        if _is_key(like):
-            saved = jax.random.wrap_key_data(saved, impl=jax.random.key_impl(like))
-        elif saved.shape != like.shape or saved.dtype != like.dtype:
+    bounds = np.cumsum([t[0].shape[0] for t in chunk_leaves])[:-1]
+    restored: list[list[Any]] = [[] for _ in templates]
+    for position, saved in enumerate(leaves):
+        likes = [t[position] for t in chunk_leaves]
+        is_key = _is_key(likes[0])
+        joined = np.concatenate([np.asarray(jax.device_get(
+            jax.random.key_data(like) if is_key else like)) for like in likes])
+        if (saved.shape[0] > joined.shape[0] or saved.shape[1:] != joined.shape[1:]
+                or saved.dtype != joined.dtype):
             raise CheckpointError("checkpoint state does not match this configuration")
-        restored.append(saved)
-    return jax.tree.unflatten(treedef, restored)
+        joined[: saved.shape[0]] = saved
+        for k, part in enumerate(np.split(joined, bounds)):
+            if is_key:
+                part = jax.random.wrap_key_data(part, impl=jax.random.key_impl(likes[0]))
+            restored[k].append(part)
+    return [jax.tree.unflatten(treedef, leaves_k) for leaves_k in restored]

@@ -25,6 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from ibjax import checkpoint, results
 from ibjax.config import Config, ConfigError, snapshot_epochs
 from ibjax.data import Dataset, load_dataset
+from ibjax.memory import device_budget_bytes, networks_per_chunk, program_bytes
 from ibjax.plan import Plan, make_plan
 from ibjax.train import Measurement, Steps, Trainer, make_trainer
 
@@ -111,7 +112,8 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         devices: Sequence[jax.Device] | None = None,
         checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every_s: float = 30.0,
-        resume: bool = False) -> xr.Dataset:
+        resume: bool = False,
+        max_networks_per_chunk: int | None = None) -> xr.Dataset:
     """Trains one network per seed, all at once, and measures them at every snapshot.
 
     The seed axis is split over ``devices`` (all local devices by default; on a CPU host the
@@ -129,6 +131,10 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
       checkpoint_every_s: minimum seconds between checkpoints (0: after every segment).
       resume: continue from ``checkpoint_path`` (its config and seeds must match). The result
         is identical to an uninterrupted run.
+      max_networks_per_chunk: cap on networks run at once. By default ibjax asks XLA how much
+        memory the program needs and, if all networks do not fit in a fraction of the device
+        memory (:mod:`ibjax.memory`), runs each segment chunk by chunk (all states stay
+        resident; they are small).
 
     Returns:
       The results Dataset (see :mod:`ibjax.results`); ``attrs`` hold ``compile_s``, ``run_s``,
@@ -157,31 +163,49 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
             raise checkpoint.CheckpointError(
                 f"{checkpoint_path} belongs to another run (config or seeds differ)")
     devices = tuple(jax.local_devices() if devices is None else devices)
+    num_devices = len(devices)
     # One network per (seed, learning rate): network n has seed n // H and rate n % H.
     rate_values = np.asarray(config.learning_rates, np.float32)
     num_real = seeds.size * rate_values.size
-    num_padded = -(-num_real // len(devices)) * len(devices)
-    padding = num_padded - num_real
-    network_seeds = np.concatenate([np.repeat(seeds, rate_values.size),
-                                    seeds.max() + 1 + np.arange(padding)])
-    rates = np.concatenate([np.tile(rate_values, seeds.size), np.full(padding, rate_values[0])])
+    all_padded = -(-num_real // num_devices) * num_devices
+    static = config.replace(num_seeds=1)
     cached = _compiled_program.cache_info().currsize
-    program = _compiled_program(config.replace(num_seeds=1), num_padded, devices)
+    program = _compiled_program(static, all_padded, devices)
+    budget = device_budget_bytes(devices)
+    chunk = networks_per_chunk(all_padded, program_bytes(program.segment), budget, num_devices)
+    if max_networks_per_chunk is not None:
+        chunk = min(chunk, max(num_devices,
+                               max_networks_per_chunk // num_devices * num_devices))
+    while chunk < all_padded:  # does not fit at once: a program for one chunk of networks
+        program = _compiled_program(static, chunk, devices)
+        needed = program_bytes(program.segment)
+        if budget is None or needed is None or needed <= budget or chunk == num_devices:
+            break
+        chunk = max(num_devices, chunk // 2 // num_devices * num_devices)  # not quite linear
     newly_compiled = _compiled_program.cache_info().currsize > cached
+    num_chunks = -(-num_real // chunk)
+    padding = num_chunks * chunk - num_real
+    network_seeds = np.concatenate([np.repeat(seeds, rate_values.size),
+                                    seeds.max() + 1 + np.arange(padding)]).astype(np.int32)
+    rates = np.concatenate([np.tile(rate_values, seeds.size),
+                            np.full(padding, rate_values[0])]).astype(np.float32)
     by_seed, _ = seed_sharding(devices)
-    state = program.init(jax.device_put(network_seeds.astype(np.int32), by_seed),
-                         jax.device_put(rates.astype(np.float32), by_seed))
+    states = [program.init(jax.device_put(network_seeds[k * chunk:(k + 1) * chunk], by_seed),
+                           jax.device_put(rates[k * chunk:(k + 1) * chunk], by_seed))
+              for k in range(num_chunks)]
     loop = _SegmentLoop(program, config, seeds, num_real, devices, progress, checkpoint_path,
                         checkpoint_every_s)
-    state, stacked, run_s = loop.run(state, saved)
-    diverged_epoch = np.asarray(jax.device_get(state.diverged_at))[:num_real]
+    states, stacked, run_s = loop.run(states, saved)
+    diverged_epoch = np.concatenate(
+        [np.asarray(jax.device_get(s.diverged_at)) for s in states])[:num_real]
     if checkpoint_path is not None:
         Path(checkpoint_path).unlink(missing_ok=True)  # the results file now holds it all
     info = {
         "compile_s": program.compile_s if newly_compiled else 0.0,
         "run_s": run_s,
         "seed_epochs_per_s": num_real * config.num_epochs / run_s,
-        "num_devices": len(devices),
+        "num_devices": num_devices,
+        "networks_per_chunk": chunk,
         **hardware_info(devices),
     }
     return results.to_dataset(config.replace(num_seeds=num_real), seeds,
@@ -206,13 +230,15 @@ class _SegmentLoop:
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.start
 
-    def collect(self, measured: Measurement, segment: int) -> None:
+    def collect(self, measured: list[Measurement], segment: int) -> None:
+        """Fetches one segment's measurements (one Measurement per chunk) to the host."""
         if segment < self.collected_through:  # already in (an interrupt can re-ask for it)
             return
         keep = self.plan.measure[segment]
-        measured = jax.device_get(measured)
-        self.collected.append({name: value[: self.num_networks, keep]
-                               for name, value in measured._asdict().items()})
+        chunks = [m._asdict() for m in jax.device_get(measured)]
+        self.collected.append({
+            name: np.concatenate([c[name] for c in chunks])[: self.num_networks, keep]
+            for name in chunks[0]})
         self.collected_through = segment + 1
         if self.progress is not None:
             self.progress(Progress(self.plan.epochs_after_segment(segment),
@@ -222,16 +248,17 @@ class _SegmentLoop:
         return {name: np.concatenate([part[name] for part in self.collected], axis=1)
                 for name in self.collected[0]} if self.collected else {}
 
-    def save(self, state, segments_done: int) -> None:
-        checkpoint.save(self.checkpoint_path, self.config, self.seeds, segments_done, state,
-                        self.stacked(), self.elapsed())
+    def save(self, states, segments_done: int) -> None:
+        checkpoint.save(self.checkpoint_path, self.config, self.seeds, segments_done, states,
+                        self.stacked(), self.elapsed(), self.num_networks)
         self.last_save = time.perf_counter()
 
-    def run(self, state, saved: checkpoint.Checkpoint | None):
+    def run(self, states: list, saved: checkpoint.Checkpoint | None):
+        """Runs every segment on each chunk's state; returns (states, measurements, seconds)."""
         first = 0
         if saved is not None:
-            restored = checkpoint.restore_state(state, saved.state_leaves)
-            state = jax.device_put(restored, self.by_seed)
+            restored = checkpoint.restore_state(states, saved.state_leaves)
+            states = [jax.device_put(s, self.by_seed) for s in restored]
             if saved.measurements:
                 self.collected.append(saved.measurements)
             first = self.collected_through = saved.segments_done
@@ -243,8 +270,9 @@ class _SegmentLoop:
                 steps = jax.device_put(
                     Steps(self.plan.num_epochs[segment], self.plan.measure[segment]),
                     self.replicated)
-                new_state, measured = self.program.segment(state, steps)
-                state, done = new_state, segment + 1
+                outputs = [self.program.segment(state, steps) for state in states]
+                states, done = [out[0] for out in outputs], segment + 1
+                measured = [out[1] for out in outputs]
                 if pending is not None:  # fetch the previous segment while this one runs
                     self.collect(*pending)
                 pending = (measured, segment)
@@ -252,7 +280,7 @@ class _SegmentLoop:
                 if self.checkpoint_path is not None and due and done < self.plan.num_segments:
                     self.collect(*pending)
                     pending = None
-                    self.save(state, done)
+                    self.save(states, done)
             if pending is not None:
                 self.collect(*pending)
         except KeyboardInterrupt:
@@ -261,11 +289,11 @@ class _SegmentLoop:
                 if pending is not None and pending[1] == done - 1:
                     self.collect(*pending)
                 if self.collected_through == done:  # state and measurements agree: save them
-                    self.save(state, done)
+                    self.save(states, done)
                 path = Path(self.checkpoint_path) if Path(self.checkpoint_path).exists() else None
             raise RunInterrupted(path) from None
-        jax.block_until_ready(state)
-        return state, self.stacked(), self.elapsed()
+        jax.block_until_ready(states)
+        return states, self.stacked(), self.elapsed()
 
 
 def cpu_model() -> str:

@@ -132,3 +132,33 @@ def test_fresh_run_will_not_overwrite_an_unfinished_one(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(["run", "--resume", str(out), "--epochs", "3"]) == 2
     assert "drop" in capsys.readouterr().err
+
+
+def test_resume_with_chunks_and_with_another_chunk_size(tmp_path):
+    config = CONFIG.replace(num_seeds=5)
+    whole = ibjax.run(config, max_networks_per_chunk=2)
+    path = tmp_path / "checkpoint.npz"
+
+    def interrupt_at_segment(n):
+        calls = []
+
+        def progress(p):
+            calls.append(p)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+        return progress
+
+    with pytest.raises(RunInterrupted):
+        ibjax.run(config, progress=interrupt_at_segment(3), checkpoint_path=path,
+                  checkpoint_every_s=0, max_networks_per_chunk=2)
+    assert checkpoint.load(path).state_leaves[0].shape[0] == 5  # padding is not saved
+    same = ibjax.run(config, checkpoint_path=path, resume=True, max_networks_per_chunk=2)
+    for name in ("ixt", "ity", "train_loss", "grad_mean"):
+        np.testing.assert_array_equal(same[name].values, whole[name].values)
+
+    with pytest.raises(RunInterrupted):
+        ibjax.run(config, progress=interrupt_at_segment(2), checkpoint_path=path,
+                  checkpoint_every_s=0, max_networks_per_chunk=2)
+    other = ibjax.run(config, checkpoint_path=path, resume=True)  # all 5 at once now
+    np.testing.assert_allclose(other.train_loss.values, whole.train_loss.values, rtol=1e-5)
+    assert np.abs(other.ixt.values - whole.ixt.values).max() <= 0.01
