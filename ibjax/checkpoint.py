@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
+from ibjax.atomic import atomic_path
 from ibjax.config import Config
 
 FORMAT_VERSION = 1
@@ -60,8 +60,6 @@ def save(path: str | os.PathLike, config: Config, seeds: np.ndarray, segments_do
       states: the run's states, one per chunk of networks; the first ``num_networks`` (the
         real ones, without device padding) are saved, joined along the network axis.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {}
     per_chunk = [jax.tree.leaves(state) for state in states]
     for i, leaves in enumerate(zip(*per_chunk, strict=True)):
@@ -74,17 +72,9 @@ def save(path: str | os.PathLike, config: Config, seeds: np.ndarray, segments_do
             "elapsed_s": elapsed_s, "num_state_leaves": len(per_chunk[0])}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     arrays["seeds"] = np.asarray(seeds)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    return Path(path)
 
 
 def load(path: str | os.PathLike) -> Checkpoint:

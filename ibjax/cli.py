@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("inputs", type=Path, nargs="+", help="results files to join")
     merge.add_argument("--out", type=Path, required=True, help="merged results file to write")
 
+    info = commands.add_parser("info", help="print a results file's configuration and summary")
+    info.add_argument("results", type=Path, help="a results file")
+
     plot = commands.add_parser("plot", help="draw the figures of a results file")
     plot.add_argument("results", type=Path, help="a results.nc written by ibjax run")
     plot.add_argument("--out", type=Path, help="folder for the figures (default: beside it)")
@@ -317,6 +320,13 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    from ibjax import results as results_io
+
+    print(results_io.summary(results_io.load(args.results)))
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     for figure in _plot(args.results, args.out or args.results.parent):
         print(figure)
@@ -330,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         use_all_cpu_cores()
         use_compilation_cache()
     try:
-        return {"run": _cmd_run, "merge": _cmd_merge, "plot": _cmd_plot}[args.command](args)
+        commands = {"run": _cmd_run, "merge": _cmd_merge, "info": _cmd_info, "plot": _cmd_plot}
+        return commands[args.command](args)
     except (ConfigError, FileNotFoundError, ResultsFileError, CheckpointError) as err:
         print(f"ibjax {args.command}: error: {err}", file=sys.stderr)
         return 2

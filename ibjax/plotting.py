@@ -127,6 +127,7 @@ def plot_results(results: xr.Dataset | str | os.PathLike,
     Returns:
       The paths written.
     """
+    from ibjax.atomic import atomic_path
     from ibjax.results import load
 
     if not isinstance(results, xr.Dataset):
@@ -148,8 +149,7 @@ def plot_results(results: xr.Dataset | str | os.PathLike,
                            ("gradients", gradients_figure),
                            ("accuracy", accuracy_figure)):
             target = out_dir / f"{name}{suffix}.png"
-            tmp = out_dir / f".{name}{suffix}.tmp.png"
-            make(part).savefig(tmp, dpi=130)
-            os.replace(tmp, target)
+            with atomic_path(target) as tmp:
+                make(part).savefig(tmp, dpi=130, format="png")
             written.append(target)
     return written

@@ -9,7 +9,6 @@ the same folder is renamed over the target only once complete.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ibjax.atomic import atomic_path
 from ibjax.config import Config
 
 SCHEMA_VERSION = 1
@@ -97,19 +97,9 @@ def _split_learning_rate(var: xr.Variable, num_rates: int) -> xr.Variable:
 
 def save(dataset: xr.Dataset, path: str | os.PathLike) -> Path:
     """Writes ``dataset`` to ``path`` (netCDF3) atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         dataset.to_netcdf(tmp, engine="scipy", format="NETCDF3_64BIT")
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def load(path: str | os.PathLike) -> xr.Dataset:
@@ -158,6 +148,33 @@ def merge(parts: list[xr.Dataset]) -> xr.Dataset:
     for key in ("compile_s", "run_s", "seed_epochs_per_s"):
         merged.attrs.pop(key, None)
     return merged
+
+
+def summary(dataset: xr.Dataset) -> str:
+    """A short text: configuration, sizes, timings, divergence, and per layer the mean I(X;T)
+    at the first snapshot, its peak (with epoch) and the last snapshot, and the last I(T;Y)."""
+    config = config_of(dataset)
+    lines = ["configuration:"]
+    lines += [f"  {name:15s} {value}" for name, value in config.to_dict().items()]
+    lines.append(f"sizes: {dict(dataset.sizes)}")
+    for key in ("compile_s", "run_s", "seed_epochs_per_s", "device", "host", "jax_version"):
+        if key in dataset.attrs:
+            value = dataset.attrs[key]
+            lines.append(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")
+    diverged = int((dataset["diverged_epoch"] >= 0).sum()) if "diverged_epoch" in dataset else 0
+    lines.append(f"diverged: {diverged} of {dataset['diverged_epoch'].size} networks")
+    reduce_dims = [d for d in dataset["ixt"].dims if d not in ("epoch", "layer")]
+    ixt = dataset["ixt"].mean(reduce_dims, skipna=True)
+    ity = dataset["ity"].mean(reduce_dims, skipna=True)
+    epochs = dataset["epoch"].values
+    lines.append("layer            I(X;T) first   peak (epoch)      last   I(T;Y) last  [bits, "
+                 "mean over seeds]")
+    for i, name in enumerate(dataset["layer_name"].values):
+        x = ixt.isel(layer=i).values
+        peak = int(np.nanargmax(x)) if np.isfinite(x).any() else 0
+        lines.append(f"{name!s:16s} {x[0]:12.2f} {x[peak]:7.2f} ({epochs[peak]:>6}) "
+                     f"{x[-1]:9.2f} {float(ity.isel(layer=i).values[-1]):12.3f}")
+    return "\n".join(lines)
 
 
 def config_of(dataset: xr.Dataset) -> Config:

@@ -6,6 +6,12 @@ import tempfile
 # The command line turns on a persistent compilation cache in ~/.cache unless one is set;
 # keep the tests' programs out of the user's home.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ibjax-test-cache-"))
+# One CPU device in this process whatever the test order: the command line, called in-process,
+# would otherwise expose every core before JAX's first use, and results computed with another
+# device count differ by float rounding. Tests that need several devices use subprocesses.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_force_host_platform_device_count=1").strip()
 
 import jax
 import numpy as np

@@ -64,6 +64,19 @@ def test_cli_fills_the_persistent_compilation_cache(tmp_path):
     assert any((tmp_path / "cache").iterdir())  # the compiled programs were stored
 
 
+def test_info_prints_config_and_summary(tmp_path, capsys):
+    from test_results import synthetic
+
+    from ibjax.results import save
+
+    path = save(synthetic(), tmp_path / "results.nc")
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "hidden" in text and "softmax output" in text and "diverged: 0 of 3" in text
+    assert main(["info", str(tmp_path / "missing.nc")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
 def test_console_script_plot(tmp_path):
     from test_results import synthetic
 

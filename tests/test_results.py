@@ -30,6 +30,9 @@ def test_round_trip(tmp_path):
     assert ibjax.config_of(back) == Config(num_seeds=3, hidden=(4, 3))
     assert back.attrs["schema_version"] == 1
     assert os.listdir(tmp_path) == ["r.nc"]  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # usual permissions, not mkstemp's
 
 
 def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
