@@ -73,12 +73,13 @@ def seed_sharding(devices: tuple[jax.Device, ...]) -> tuple[NamedSharding, Named
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_program(config: Config, num_seeds: int,
-                      devices: tuple[jax.Device, ...]) -> Program:
+def _compiled_program(config: Config, num_seeds: int, devices: tuple[jax.Device, ...],
+                      target_segments: int = 50) -> Program:
     """Compiles init and one segment for ``num_seeds`` (a multiple of ``len(devices)``)."""
     dataset = load_dataset(config.dataset)
     trainer = make_trainer(config, dataset)
-    plan = make_plan(snapshot_epochs(config.snapshots, config.num_epochs), config.num_epochs)
+    plan = make_plan(snapshot_epochs(config.snapshots, config.num_epochs), config.num_epochs,
+                     target_segments=target_segments)
     by_seed, replicated = seed_sharding(devices)
 
     def segment(state, steps):
@@ -113,7 +114,8 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every_s: float = 30.0,
         resume: bool = False,
-        max_networks_per_chunk: int | None = None) -> xr.Dataset:
+        max_networks_per_chunk: int | None = None,
+        target_segments: int = 50) -> xr.Dataset:
     """Trains one network per seed, all at once, and measures them at every snapshot.
 
     The seed axis is split over ``devices`` (all local devices by default; on a CPU host the
@@ -135,6 +137,9 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         memory the program needs and, if all networks do not fit in a fraction of the device
         memory (:mod:`ibjax.memory`), runs each segment chunk by chunk (all states stay
         resident; they are small).
+      target_segments: about how many compiled segments (host round trips: progress,
+        checkpoints) the run is cut into; 1 runs it in one call. The cost of segmenting is
+        measured by ``benchmarks/segmenting.py``.
 
     Returns:
       The results Dataset (see :mod:`ibjax.results`); ``attrs`` hold ``compile_s``, ``run_s``,
@@ -170,14 +175,17 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     all_padded = -(-num_real // num_devices) * num_devices
     static = config.replace(num_seeds=1)
     cached = _compiled_program.cache_info().currsize
-    program = _compiled_program(static, all_padded, devices)
+    if isinstance(target_segments, bool) or not isinstance(target_segments, int) or (
+            target_segments < 1):
+        raise ConfigError(f"target_segments must be an integer >= 1, got {target_segments!r}")
+    program = _compiled_program(static, all_padded, devices, target_segments)
     budget = device_budget_bytes(devices)
     chunk = networks_per_chunk(all_padded, program_bytes(program.segment), budget, num_devices)
     if max_networks_per_chunk is not None:
         chunk = min(chunk, max(num_devices,
                                max_networks_per_chunk // num_devices * num_devices))
     while chunk < all_padded:  # does not fit at once: a program for one chunk of networks
-        program = _compiled_program(static, chunk, devices)
+        program = _compiled_program(static, chunk, devices, target_segments)
         needed = program_bytes(program.segment)
         if budget is None or needed is None or needed <= budget or chunk == num_devices:
             break

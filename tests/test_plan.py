@@ -22,3 +22,10 @@ def test_long_gaps_are_split_for_progress():
     plan = make_plan((0, 8000), 8000, target_segments=50)
     assert plan.num_epochs.max() <= 40
     assert plan.num_segments >= 20
+
+
+def test_one_segment_when_asked():
+    plan = make_plan(snapshot_epochs("log", 8000), 8000, target_segments=1)
+    assert plan.num_segments == 1
+    np.testing.assert_array_equal(np.cumsum(plan.num_epochs[0])[plan.measure[0]],
+                                  snapshot_epochs("log", 8000))

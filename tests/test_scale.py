@@ -131,3 +131,11 @@ def test_two_processes_with_jax_distributed_then_merge(tmp_path):
     assert main(["merge", *map(str, parts), "--out", str(out / "results.nc")]) == 0
     assert_same_trajectories(ibjax.run(CONFIG.replace(num_seeds=5)),
                              ibjax.load(out / "results.nc"))
+
+
+def test_one_segment_equals_many():
+    many = ibjax.run(CONFIG.replace(num_seeds=2))
+    one = ibjax.run(CONFIG.replace(num_seeds=2), target_segments=1)
+    assert_same_trajectories(many, one)
+    with pytest.raises(ibjax.ConfigError, match="target_segments"):
+        ibjax.run(CONFIG, target_segments=0)
