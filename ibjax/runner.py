@@ -24,7 +24,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ibjax import checkpoint, results
 from ibjax.config import Config, ConfigError, snapshot_epochs
-from ibjax.data import Dataset, load_dataset
+from ibjax.data import load_dataset
 from ibjax.memory import device_budget_bytes, networks_per_chunk, program_bytes
 from ibjax.plan import Plan, make_plan
 from ibjax.train import Measurement, Steps, Trainer, make_trainer
@@ -328,7 +328,3 @@ def hardware_info(devices: Sequence[jax.Device] | None = None) -> dict[str, str 
         "jax_version": jax.__version__,
     }
 
-
-def dataset_for(config: Config) -> Dataset:
-    """The dataset a configuration trains on."""
-    return load_dataset(config.dataset)
