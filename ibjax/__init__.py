@@ -10,6 +10,8 @@ from ibjax.config import Config as Config
 from ibjax.config import ConfigError as ConfigError
 from ibjax.config import snapshot_epochs as snapshot_epochs
 from ibjax.data import load_var_u as load_var_u
+from ibjax.estimators import ESTIMATORS as ESTIMATORS
+from ibjax.estimators import mutual_information as mutual_information
 from ibjax.results import config_of as config_of
 from ibjax.results import load as load
 from ibjax.results import save as save
@@ -19,6 +21,6 @@ from ibjax.train import make_trainer as make_trainer
 __version__ = "0.1.0"
 
 __all__ = [
-    "Config", "ConfigError", "bin_indices", "binned_mi", "config_of", "load", "load_var_u",
-    "make_trainer", "run", "save", "snapshot_epochs",
+    "ESTIMATORS", "Config", "ConfigError", "bin_indices", "binned_mi", "config_of", "load",
+    "load_var_u", "make_trainer", "mutual_information", "run", "save", "snapshot_epochs",
 ]

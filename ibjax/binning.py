@@ -86,6 +86,16 @@ def binned_mi(t: jax.Array, y: jax.Array, num_bins: int = 30,
       ConfigError: (a ValueError) on bad shapes or settings, before anything is compiled.
     """
     check_binning_args(num_bins, value_range)
+    t, y = check_layer_args(t, y, num_classes)
+    ixt, ity = binned_mi_columns(t.T, y, num_bins, tuple(float(v) for v in value_range),
+                                 num_classes)
+    finite = jnp.all(jnp.isfinite(t))
+    return jnp.where(finite, ixt, jnp.nan), jnp.where(finite, ity, jnp.nan)
+
+
+def check_layer_args(t, y, num_classes) -> tuple[jax.Array, jax.Array]:
+    """Checks one layer's ``t[N, d]``, labels ``y[N]`` and ``num_classes``; returns them as
+    arrays (``t`` as float). Raises ConfigError naming the argument."""
     t = jnp.asarray(t)
     y = jnp.asarray(y)
     if t.ndim != 2:
@@ -100,10 +110,7 @@ def binned_mi(t: jax.Array, y: jax.Array, num_bins: int = 30,
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(
             num_classes, (int, np.integer)) or num_classes < 1):
         raise ConfigError(f"num_classes must be a positive integer or None, got {num_classes!r}")
-    ixt, ity = binned_mi_columns(t.T, y, num_bins, tuple(float(v) for v in value_range),
-                                 num_classes)
-    finite = jnp.all(jnp.isfinite(t))
-    return jnp.where(finite, ixt, jnp.nan), jnp.where(finite, ity, jnp.nan)
+    return t, y.astype(jnp.int32)
 
 
 def check_binning_args(num_bins, value_range) -> None:

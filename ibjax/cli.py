@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from ibjax.checkpoint import CheckpointError
-from ibjax.config import ACTIVATIONS, OPTIMIZERS, Config, ConfigError
+from ibjax.config import (
+    ACTIVATIONS,
+    ESTIMATOR_NAMES,
+    OPTIMIZERS,
+    Config,
+    ConfigError,
+    check_estimator_names,
+)
 from ibjax.results import ResultsFileError
 
 
@@ -27,13 +34,24 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _pair(text: str) -> tuple[float, float]:
+def _bin_range(text: str) -> tuple[float, float] | str:
+    if text in ("auto", "layer"):
+        return text
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--bin-range takes lo,hi like -1,1; got {text!r}") from None
+            f"--bin-range takes auto, layer or lo,hi like -1,1; got {text!r}") from None
     return lo, hi
+
+
+def _estimators(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    try:
+        return check_estimator_names(names)
+    except ConfigError as err:
+        message = str(err).replace("estimators", "--estimators", 1)
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _batch(text: str) -> int | None:
@@ -142,8 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="reshuffle the training set every epoch")
     shuffle.add_argument("--no-shuffle", dest="shuffle", action="store_false",
                          help="contiguous unshuffled batches (authors')")
-    run.add_argument("--bins", type=int, dest="num_bins", help="number of bin edges (30)")
-    run.add_argument("--bin-range", type=_pair, dest="bin_range", help="lo,hi (default -1,1)")
+    run.add_argument("--estimators", type=_estimators,
+                     help="comma-separated MI estimators computed side by side in the same "
+                          f"program: {', '.join(ESTIMATOR_NAMES)} (default binning)")
+    run.add_argument("--bins", type=int, dest="num_bins",
+                     help="binning: number of bin edges; equal-mass: bins per neuron (30)")
+    run.add_argument("--bin-range", type=_bin_range, dest="bin_range",
+                     help="binning range: lo,hi; 'layer' (each layer's own min..max); 'auto' "
+                          "(default: -1,1 for tanh, 'layer' for relu and linear)")
+    run.add_argument("--bin-width", type=float, dest="bin_width",
+                     help="bin width of the binning-width estimator (0.07)")
+    run.add_argument("--kde-variance", type=float, dest="kde_variance",
+                     help="noise variance of the KDE bounds (1e-3)")
     run.add_argument("--snapshots", type=_snapshots,
                      help="log (default), log:N, every:K or a list of epochs")
     run.add_argument("--seed-range", type=_seed_range, dest="seed_range",
@@ -182,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 CONFIG_FLAGS = ("seed", "hidden", "activation", "optimizer", "learning_rate", "batch_size",
-                "train_fraction", "split", "shuffle", "num_bins", "bin_range", "snapshots")
+                "train_fraction", "split", "shuffle", "num_bins", "bin_range", "snapshots",
+                "estimators", "bin_width", "kde_variance")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

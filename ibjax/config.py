@@ -15,6 +15,9 @@ ACTIVATIONS = ("tanh", "relu", "linear")
 OPTIMIZERS = ("adam", "sgd")
 SPLITS = ("random", "first")
 DATASETS = ("var_u",)
+# The estimators of ibjax.estimators.ESTIMATORS (kept here so the CLI can check names
+# without importing JAX before it has chosen the device count).
+ESTIMATOR_NAMES = ("binning", "binning-width", "equal-mass", "kde-upper", "kde-lower")
 
 
 class ConfigError(ValueError):
@@ -42,8 +45,18 @@ class Config:
         the authors' code does).
       shuffle: reshuffle the training set before every epoch (per seed). ``False`` gives the
         authors' contiguous, unshuffled batches.
-      num_bins: number of bin *edges* for the binning estimator (the paper's 30).
-      bin_range: ``(lo, hi)`` of the edges.
+      estimators: names of the mutual-information estimators computed at every snapshot, in
+        the same compiled program (see :mod:`ibjax.estimators`): ``binning`` (the paper's),
+        ``binning-width``, ``equal-mass``, ``kde-upper``, ``kde-lower``. Results gain an
+        ``estimator`` dimension in this order.
+      num_bins: number of bin *edges* for ``binning`` (the paper's 30); bins per neuron for
+        ``equal-mass``.
+      bin_range: ``(lo, hi)`` of the ``binning`` edges; ``"layer"``: each layer's own
+        ``[min, max]`` at each snapshot; ``"auto"`` (default): ``(-1, 1)`` for tanh networks
+        (the paper's), ``"layer"`` for relu and linear ones, whose activations are unbounded
+        (a fixed ``(-1, 1)`` would put every value above 1 into one bin).
+      bin_width: bin width of ``binning-width`` (Saxe et al. used 0.07 on this task).
+      kde_variance: noise variance s2 of the KDE bounds (Saxe et al.: 1e-3 on this task).
       snapshots: when to measure: ``"log"`` (the authors' 400-point log-2 schedule, 274 epochs
         for 8000), ``"log:N"`` (N points), ``"every:K"`` (epochs 0, K, 2K, ... <= num_epochs),
         or an explicit tuple of epochs in ``[0, num_epochs]``.
@@ -62,13 +75,18 @@ class Config:
     split: str = "random"
     shuffle: bool = True
     num_bins: int = 30
-    bin_range: tuple[float, float] = (-1.0, 1.0)
+    bin_range: tuple[float, float] | str = "auto"
     snapshots: str | tuple[int, ...] = "log"
     dataset: str = "var_u"
+    estimators: tuple[str, ...] = ("binning",)
+    bin_width: float = 0.07
+    kde_variance: float = 1e-3
 
     def __post_init__(self):
         # Normalise sequences to tuples so the config stays hashable (lists from a CLI or JSON).
-        for name in ("hidden", "bin_range", "learning_rate"):
+        if isinstance(self.estimators, str):
+            object.__setattr__(self, "estimators", (self.estimators,))
+        for name in ("hidden", "bin_range", "learning_rate", "estimators"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 object.__setattr__(self, name, tuple(value))
@@ -102,6 +120,22 @@ class Config:
     def sweeps_learning_rate(self) -> bool:
         """True when ``learning_rate`` is a list: results then have a learning_rate dim."""
         return isinstance(self.learning_rate, tuple)
+
+    @property
+    def resolved_bin_range(self) -> tuple[float, float] | str:
+        """``bin_range`` with ``"auto"`` resolved: ``(-1, 1)`` for tanh, else ``"layer"``."""
+        if self.bin_range == "auto":
+            return (-1.0, 1.0) if self.activation == "tanh" else "layer"
+        if isinstance(self.bin_range, str):
+            return self.bin_range
+        return tuple(float(v) for v in self.bin_range)
+
+    def estimator_settings(self):
+        """The :class:`ibjax.estimators.Settings` of this run."""
+        from ibjax.estimators import Settings
+
+        return Settings(self.num_bins, self.resolved_bin_range, float(self.bin_width),
+                        float(self.kde_variance))
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -150,7 +184,14 @@ class Config:
         if self.batch_size is not None:
             _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("num_bins", self.num_bins, minimum=2)
-        validate_range("bin_range", self.bin_range)
+        if not (isinstance(self.bin_range, str) and self.bin_range in ("auto", "layer")):
+            if isinstance(self.bin_range, str):
+                raise ConfigError(
+                    f"bin_range must be 'auto', 'layer' or a pair (lo, hi); got {self.bin_range!r}")
+            validate_range("bin_range", self.bin_range)
+        _check_positive_float("bin_width", self.bin_width)
+        _check_positive_float("kde_variance", self.kde_variance)
+        check_estimator_names(self.estimators)
         snapshot_epochs(self.snapshots, self.num_epochs)  # raises ConfigError when malformed
         if num_samples is not None:
             n_train = num_train(self.train_fraction, num_samples)
@@ -160,6 +201,34 @@ class Config:
                     f"({n_train} rows = train_fraction {self.train_fraction} of {num_samples}); "
                     f"use batch_size <= {n_train} or None for full batch")
         return self
+
+
+def check_estimator_names(names: Any) -> tuple[str, ...]:
+    """Checks a non-empty sequence of distinct registered estimator names."""
+    allowed = ", ".join(ESTIMATOR_NAMES)
+    if isinstance(names, str) or not isinstance(names, (tuple, list)) or not names:
+        raise ConfigError(f"estimators must be a non-empty list of names from {allowed}; "
+                          f"got {names!r}")
+    for name in names:
+        if name not in ESTIMATOR_NAMES:
+            raise ConfigError(f"estimators: unknown estimator {name!r}; allowed: {allowed}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"estimators must not repeat a name, got {list(names)}")
+    return tuple(names)
+
+
+def check_estimator_settings(names: Any, settings: Any) -> None:
+    """Checks estimator names and an :class:`ibjax.estimators.Settings` (standalone use)."""
+    check_estimator_names(names)
+    _check_int("num_bins", settings.num_bins, minimum=2)
+    if isinstance(settings.bin_range, str):
+        if settings.bin_range != "layer":
+            raise ConfigError(
+                f"bin_range must be 'layer' or a pair (lo, hi); got {settings.bin_range!r}")
+    else:
+        validate_range("bin_range", settings.bin_range)
+    _check_positive_float("bin_width", settings.bin_width)
+    _check_positive_float("kde_variance", settings.kde_variance)
 
 
 def num_train(train_fraction: float, num_samples: int) -> int:

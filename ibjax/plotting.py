@@ -23,33 +23,38 @@ def _epoch_norm(epochs: np.ndarray) -> colors.Normalize:
 def information_plane_figure(results: xr.Dataset) -> Figure:
     """The information plane: mean over seeds, one point per layer per snapshot.
 
-    x: I(X;T), y: I(T;Y), both in bits; points coloured by epoch (log scale, epoch 0 drawn as
-    epoch 1), thin lines join the layers of one snapshot, markers grow from input to output.
+    One panel per estimator, side by side. x: I(X;T), y: I(T;Y), both in bits; points coloured
+    by epoch (log scale, epoch 0 drawn as epoch 1), thin lines join the layers of one snapshot,
+    markers grow from input to output.
     """
-    ixt = results["ixt"].mean("seed", skipna=True).values  # [epoch, layer]
-    ity = results["ity"].mean("seed", skipna=True).values
+    estimators = [str(e) for e in results["estimator"].values]
     epochs = results["epoch"].values
     norm = _epoch_norm(epochs)
     cmap = colormaps["viridis"]
-    fig = Figure(figsize=(7.0, 5.2), layout="constrained")
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(1.0 + 5.6 * len(estimators), 5.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(estimators), squeeze=False)[0])
     shown = np.maximum(epochs, 1)
-    for i in range(len(epochs)):
-        ax.plot(ixt[i], ity[i], color=cmap(norm(shown[i])), alpha=0.35, linewidth=0.7)
-    num_layers = ixt.shape[1]
-    for layer in range(num_layers):
-        ax.scatter(ixt[:, layer], ity[:, layer], c=shown, cmap=cmap, norm=norm,
-                   s=12 + 6 * layer, edgecolors="none", zorder=3)
-    for layer in range(num_layers):
-        name = str(results["layer_name"].values[layer])
-        ax.annotate(name, (ixt[-1, layer], ity[-1, layer]), fontsize=7,
-                    xytext=(4, -8), textcoords="offset points")
+    for ax, estimator in zip(axes, estimators, strict=True):
+        part = results.sel(estimator=estimator)
+        ixt = part["ixt"].mean("seed", skipna=True).transpose("epoch", "layer").values
+        ity = part["ity"].mean("seed", skipna=True).transpose("epoch", "layer").values
+        for i in range(len(epochs)):
+            ax.plot(ixt[i], ity[i], color=cmap(norm(shown[i])), alpha=0.35, linewidth=0.7)
+        num_layers = ixt.shape[1]
+        for layer in range(num_layers):
+            ax.scatter(ixt[:, layer], ity[:, layer], c=shown, cmap=cmap, norm=norm,
+                       s=12 + 6 * layer, edgecolors="none", zorder=3)
+        for layer in range(num_layers):
+            name = str(results["layer_name"].values[layer])
+            ax.annotate(name, (ixt[-1, layer], ity[-1, layer]), fontsize=7,
+                        xytext=(4, -8), textcoords="offset points")
+        ax.set_xlabel("I(X;T) [bits]")
+        ax.set_ylabel("I(T;Y) [bits]")
+        ax.set_title(f"estimator: {estimator}", fontsize=9)
+        ax.grid(alpha=0.3)
     mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(mappable, ax=ax, label="epoch")
-    ax.set_xlabel("I(X;T) [bits]")
-    ax.set_ylabel("I(T;Y) [bits]")
-    ax.set_title(_title(results, "Information plane"), fontsize=9)
-    ax.grid(alpha=0.3)
+    fig.colorbar(mappable, ax=list(axes), label="epoch")
+    fig.suptitle(_title(results, "Information plane"), fontsize=9)
     return fig
 
 

@@ -1,6 +1,7 @@
 """Results as one self-describing file: an xarray Dataset with named dimensions.
 
-Dimensions: ``seed`` (seed index), ``epoch`` (snapshot epochs), ``layer`` (1 = first hidden
+Dimensions: ``seed`` (seed index), ``epoch`` (snapshot epochs), ``estimator`` (the
+mutual-information estimator's name, for ``ixt`` and ``ity``), ``layer`` (1 = first hidden
 layer, last = softmax output). The configuration is attached as JSON in ``attrs["config"]``.
 Files are netCDF3 written through scipy (no HDF5 stack needed), atomically: a temporary file in
 the same folder is renamed over the target only once complete.
@@ -19,7 +20,7 @@ import xarray as xr
 from ibjax.atomic import atomic_path
 from ibjax.config import Config
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ixt and ity gained the estimator dimension
 
 
 class ResultsFileError(ValueError):
@@ -27,8 +28,8 @@ class ResultsFileError(ValueError):
 
 VARIABLES = {
     # name: (dims, units, description)
-    "ixt": (("seed", "epoch", "layer"), "bits", "I(X;T), binning estimator"),
-    "ity": (("seed", "epoch", "layer"), "bits", "I(T;Y), binning estimator"),
+    "ixt": (("seed", "epoch", "estimator", "layer"), "bits", "I(X;T)"),
+    "ity": (("seed", "epoch", "estimator", "layer"), "bits", "I(T;Y)"),
     "grad_mean": (("seed", "epoch", "layer"), "1",
                   "norm of the mean weight gradient over the epoch's minibatches"),
     "grad_std": (("seed", "epoch", "layer"), "1",
@@ -73,6 +74,7 @@ def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
         "seed": ("seed", np.asarray(seeds, np.int32)),
         "epoch": ("epoch", np.asarray(epochs, np.int32),
                   {"long_name": "epochs trained before the snapshot"}),
+        "estimator": ("estimator", np.asarray(config.estimators)),
         "layer": ("layer", np.arange(1, num_layers + 1, dtype=np.int32)),
         "layer_width": ("layer", np.asarray(layer_widths, np.int32)),
         "layer_name": ("layer", np.asarray(names)),
@@ -119,6 +121,18 @@ def load(path: str | os.PathLike) -> xr.Dataset:
         raise ResultsFileError(f"{path} is not a readable ibjax results file ({err})") from None
     if "config" not in dataset.attrs or "ixt" not in dataset:
         raise ResultsFileError(f"{path} is a netCDF file but not an ibjax results file")
+    version = int(dataset.attrs.get("schema_version", 0))
+    if version > SCHEMA_VERSION:
+        raise ResultsFileError(
+            f"{path} has schema version {version}; this ibjax reads up to {SCHEMA_VERSION} "
+            f"(upgrade ibjax)")
+    if version < 1:
+        raise ResultsFileError(f"{path} has no valid schema_version attribute")
+    if version == 1:  # one implicit binning estimator
+        dataset = dataset.assign(
+            ixt=dataset["ixt"].expand_dims(estimator=["binning"], axis=-2),
+            ity=dataset["ity"].expand_dims(estimator=["binning"], axis=-2))
+        dataset.attrs["schema_version"] = SCHEMA_VERSION
     return dataset
 
 
@@ -163,17 +177,19 @@ def summary(dataset: xr.Dataset) -> str:
             lines.append(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")
     diverged = int((dataset["diverged_epoch"] >= 0).sum()) if "diverged_epoch" in dataset else 0
     lines.append(f"diverged: {diverged} of {dataset['diverged_epoch'].size} networks")
-    reduce_dims = [d for d in dataset["ixt"].dims if d not in ("epoch", "layer")]
+    reduce_dims = [d for d in dataset["ixt"].dims if d not in ("epoch", "layer", "estimator")]
     ixt = dataset["ixt"].mean(reduce_dims, skipna=True)
     ity = dataset["ity"].mean(reduce_dims, skipna=True)
     epochs = dataset["epoch"].values
-    lines.append("layer            I(X;T) first   peak (epoch)      last   I(T;Y) last  [bits, "
-                 "mean over seeds]")
-    for i, name in enumerate(dataset["layer_name"].values):
-        x = ixt.isel(layer=i).values
-        peak = int(np.nanargmax(x)) if np.isfinite(x).any() else 0
-        lines.append(f"{name!s:16s} {x[0]:12.2f} {x[peak]:7.2f} ({epochs[peak]:>6}) "
-                     f"{x[-1]:9.2f} {float(ity.isel(layer=i).values[-1]):12.3f}")
+    for estimator in dataset["estimator"].values:
+        lines.append(f"{estimator}: layer  I(X;T) first   peak (epoch)      last   I(T;Y) last"
+                     f"  [bits, mean over seeds]")
+        for i, name in enumerate(dataset["layer_name"].values):
+            x = ixt.sel(estimator=estimator).isel(layer=i).values
+            last_ity = float(ity.sel(estimator=estimator).isel(layer=i).values[-1])
+            peak = int(np.nanargmax(x)) if np.isfinite(x).any() else 0
+            lines.append(f"  {name!s:16s} {x[0]:12.2f} {x[peak]:7.2f} ({epochs[peak]:>6}) "
+                         f"{x[-1]:9.2f} {last_ity:12.3f}")
     return "\n".join(lines)
 
 

@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ibjax.binning import binned_mi_columns
 from ibjax.config import Config, num_train
 from ibjax.data import Dataset
+from ibjax.estimators import estimate_layer
 from ibjax.model import MLP, layer_names
 
 
@@ -55,8 +55,9 @@ class Measurement(NamedTuple):
     """What one snapshot records for one seed (``scan`` adds a snapshot axis in front).
 
     Attributes:
-      ixt: ``[num_layers]`` I(X;T), bits.
-      ity: ``[num_layers]`` I(T;Y), bits.
+      ixt: ``[num_estimators, num_layers]`` I(X;T), bits, estimators in ``config.estimators``
+        order.
+      ity: ``[num_estimators, num_layers]`` I(T;Y), bits.
       grad_mean: ``[num_layers]`` norm of the mean weight gradient over the epoch's minibatches.
       grad_std: ``[num_layers]`` sqrt of the mean squared deviation of the minibatch gradients.
       train_loss, test_loss: scalars, mean cross-entropy in nats (test NaN with no test set).
@@ -148,7 +149,8 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
     names = layer_names(len(config.hidden))
     widths = (*config.hidden, dataset.num_classes)
     num_layers = len(widths)
-    bin_range = tuple(float(v) for v in config.bin_range)
+    estimators = config.estimators
+    settings = config.estimator_settings()
     base_key = jax.random.key(config.seed)
 
     def init(seed_index: jax.Array, learning_rate: jax.Array) -> TrainState:
@@ -218,11 +220,11 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
     def measure(state: TrainState) -> tuple[jax.Array, ...]:
         """MI per layer and loss/accuracy on all rows at the current parameters."""
         logits, layers = model.apply(state.params, x_all_t)
-        mi = [binned_mi_columns(t, y_all, config.num_bins, bin_range, dataset.num_classes)
+        mi = [estimate_layer(t, y_all, dataset.num_classes, estimators, settings)
               for t in layers]
-        ixt = jnp.stack([m[0] for m in mi])
-        ity = jnp.stack([m[1] for m in mi])
-        finite = jnp.stack([jnp.all(jnp.isfinite(t)) for t in layers])
+        ixt = jnp.stack([m[0] for m in mi], axis=1)  # [estimator, layer]
+        ity = jnp.stack([m[1] for m in mi], axis=1)
+        finite = jnp.stack([jnp.all(jnp.isfinite(t)) for t in layers])[None, :]
         ixt, ity = jnp.where(finite, ixt, jnp.nan), jnp.where(finite, ity, jnp.nan)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits.T, y_all)
         correct = (jnp.argmax(logits, axis=0) == y_all).astype(jnp.float32)
@@ -236,6 +238,7 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         return tuple(jnp.where(state.diverged_at >= 0, jnp.nan, v) for v in values)
 
     nan_layers = jnp.full(num_layers, jnp.nan, jnp.float32)
+    nan_mi = jnp.full((len(estimators), num_layers), jnp.nan, jnp.float32)
     nan_scalar = jnp.asarray(jnp.nan, jnp.float32)
 
     def run_step(state: TrainState, step: tuple[jax.Array, jax.Array]):
@@ -254,7 +257,7 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         grad_std = jnp.where(invalid, jnp.nan, grad_std)
         ixt, ity, train_loss, train_acc, test_loss, test_acc = jax.lax.cond(
             do_measure, measure,
-            lambda s: (nan_layers, nan_layers, nan_scalar, nan_scalar, nan_scalar, nan_scalar),
+            lambda s: (nan_mi, nan_mi, nan_scalar, nan_scalar, nan_scalar, nan_scalar),
             state)
         return state, Measurement(ixt, ity, grad_mean, grad_std, train_loss, train_acc,
                                   test_loss, test_acc)

@@ -12,3 +12,11 @@ def test_figures_from_the_results_file_alone(tmp_path):
     for figure in written:
         data = figure.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_one_information_plane_panel_per_estimator():
+    from ibjax.plotting import information_plane_figure
+
+    figure = information_plane_figure(synthetic(estimators=("binning", "kde-upper")))
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles == ["estimator: binning", "estimator: kde-upper"]

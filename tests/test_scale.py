@@ -90,7 +90,7 @@ def test_learning_rates_batched_in_one_program(tmp_path):
     traces = runner.TRACE_COUNT["segment"]
     swept = ibjax.run(CONFIG.replace(num_seeds=2, learning_rate=rates))
     assert runner.TRACE_COUNT["segment"] == traces + 1  # one compiled program for all rates
-    assert swept.ixt.dims == ("seed", "learning_rate", "epoch", "layer")
+    assert swept.ixt.dims == ("seed", "learning_rate", "epoch", "estimator", "layer")
     assert swept.diverged_epoch.dims == ("seed", "learning_rate")
     np.testing.assert_allclose(swept.learning_rate.values, rates)
     for rate in rates:

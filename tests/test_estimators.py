@@ -1,0 +1,284 @@
+"""Every registered estimator against closed forms, invariances and numpy written separately.
+
+Tolerances: discrete estimators are exact counts rounded once to float32 (1e-5 bits); the KDE
+bounds are float32 sums of N kernel values (1e-3 bits against a float64 reference).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import rankdata
+
+from ibjax import estimators
+from ibjax.config import ConfigError
+from ibjax.data import load_var_u
+from ibjax.estimators import ESTIMATORS, mutual_information
+
+NAMES = list(ESTIMATORS)
+H_Y_VAR_U = 0.999157  # DESIGN.md section 3
+DISCRETE_TOL = 1e-5
+KDE_TOL = 1e-3
+
+
+def tolerance(name):
+    return KDE_TOL if name.startswith("kde") else DISCRETE_TOL
+
+
+# ----------------------------------------------------------------- independent numpy references
+
+
+def numpy_discrete_mi(digits, y):
+    """I(X;T), I(T;Y) in bits of integer rows ``digits[N, d]`` by np.unique counting."""
+    def entropy(rows):
+        _, counts = np.unique(rows, axis=0, return_counts=True)
+        p = counts / counts.sum()
+        return float(-(p * np.log2(p)).sum())
+
+    h_t = entropy(digits)
+    h_y = entropy(y[:, None])
+    h_ty = entropy(np.concatenate([digits, y[:, None]], axis=1))
+    return h_t, h_t + h_y - h_ty
+
+
+def numpy_layer_range_digits(t, num_bins):
+    t = t.astype(np.float64)
+    edges = np.linspace(t.min(), t.max(), num_bins)
+    return np.clip(np.searchsorted(edges, t, side="right") - 1, 0, num_bins - 1)
+
+
+def numpy_equal_mass_digits(t, num_bins):
+    ranks = np.stack([rankdata(t[:, k], method="min") - 1 for k in range(t.shape[1])], axis=1)
+    return ranks * num_bins // t.shape[0]
+
+
+def numpy_kde(t, y, variance, bound):
+    """Saxe et al.'s KDE code (kde.py of their ibsgd repository), in float64, in bits."""
+    t = t.astype(np.float64)
+
+    def entropy_kl(points, var):
+        dims = points.shape[1]
+        dists = ((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)
+        normconst = dims / 2 * np.log(2 * np.pi * var)
+        lprobs = logsumexp(-dists / (2 * var), axis=1) - np.log(len(points)) - normconst
+        return dims / 2 - lprobs.mean()
+
+    def entropy(points):
+        if bound == "upper":
+            return entropy_kl(points, variance)
+        return entropy_kl(points, 4 * variance) + np.log(0.25) * points.shape[1] / 2
+
+    cond = t.shape[1] / 2 * (np.log(2 * np.pi * variance) + 1)
+    h = entropy(t)
+    h_given_y = sum((y == c).mean() * entropy(t[y == c]) for c in np.unique(y))
+    return (h - cond) / np.log(2), (h - h_given_y) / np.log(2)
+
+
+def numpy_mi(name, t, y, num_bins=30, bin_range=(-1.0, 1.0), bin_width=0.07,
+             kde_variance=1e-3):
+    if name == "binning":
+        if bin_range == "layer":
+            return numpy_discrete_mi(numpy_layer_range_digits(t, num_bins), y)
+        edges = np.linspace(*bin_range, num_bins).astype(np.float32)
+        digits = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, num_bins - 1)
+        return numpy_discrete_mi(digits, y)
+    if name == "binning-width":
+        return numpy_discrete_mi(np.floor(t.astype(np.float64) / bin_width), y)
+    if name == "equal-mass":
+        return numpy_discrete_mi(numpy_equal_mass_digits(t, num_bins), y)
+    return numpy_kde(t, y, kde_variance, name.split("-")[1])
+
+
+def random_layer(seed=0, n=600, d=4, scale=1.0, classes=2):
+    rng = np.random.default_rng(seed)
+    t = np.tanh(scale * rng.normal(size=(n, d))).astype(np.float32)
+    y = rng.integers(0, classes, n).astype(np.int32)
+    return t, y
+
+
+# ----------------------------------------------------------------- closed forms (DESIGN.md §3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_identity_layer_on_var_u(name):
+    data = load_var_u()
+    ixt, ity = mutual_information(data.x.astype(np.float32), data.y, name, num_classes=2)
+    assert float(ixt) == pytest.approx(12.0, abs=tolerance(name))
+    assert float(ity) == pytest.approx(H_Y_VAR_U, abs=max(tolerance(name), 1e-6))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_constant_layer_carries_no_information(name):
+    data = load_var_u()
+    t = np.full((data.x.shape[0], 3), 0.3, np.float32)
+    ixt, ity = mutual_information(t, data.y, name)
+    assert float(ixt) == pytest.approx(0.0, abs=tolerance(name))
+    assert float(ity) == pytest.approx(0.0, abs=tolerance(name))
+
+
+@pytest.mark.parametrize("bound", ["upper", "lower"])
+def test_kde_far_apart_points_give_log2_n(bound):
+    n = 257
+    t = (np.arange(n, dtype=np.float32) * 10.0)[:, None]
+    y = (np.arange(n) % 3).astype(np.int32)
+    ixt, ity = estimators.kde_mi(t, y, variance=1e-3, bound=bound)
+    p = np.bincount(y) / n
+    assert float(ixt) == pytest.approx(np.log2(n), abs=KDE_TOL)
+    assert float(ity) == pytest.approx(-(p * np.log2(p)).sum(), abs=KDE_TOL)
+
+
+def test_kde_lower_bound_is_below_upper_bound():
+    for seed, scale in [(0, 0.3), (1, 1.0), (2, 3.0)]:
+        t, y = random_layer(seed, scale=scale, n=500, d=3)
+        upper = mutual_information(t, y, "kde-upper", kde_variance=0.05)
+        lower = mutual_information(t, y, "kde-lower", kde_variance=0.05)
+        assert float(lower[0]) <= float(upper[0]) + 1e-6
+        assert 0.0 < float(lower[0]) < np.log2(500)
+
+
+@pytest.mark.parametrize("num_bins", [16, 64])
+def test_equal_mass_one_neuron_gives_log2_bins(num_bins):
+    t = np.random.default_rng(3).normal(size=(4096, 1)).astype(np.float32)
+    y = np.zeros(4096, np.int32)
+    ixt, _ = mutual_information(t, y, "equal-mass", num_bins=num_bins)
+    assert float(ixt) == pytest.approx(np.log2(num_bins), abs=DISCRETE_TOL)
+
+
+# ----------------------------------------------------------------- invariances
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_invariant_to_permuting_neurons_and_samples(name):
+    t, y = random_layer(4, n=512, d=5, scale=2.0)
+    rng = np.random.default_rng(5)
+    rows, cols = rng.permutation(512), rng.permutation(5)
+    kwargs = {"bin_range": "layer"} if name == "binning" else {}
+    base = mutual_information(t, y, name, **kwargs)
+    shuffled = mutual_information(t[rows][:, cols], y[rows], name, **kwargs)
+    np.testing.assert_allclose(shuffled, base, atol=tolerance(name))
+
+
+@pytest.mark.parametrize("name", ["binning", "binning-width", "equal-mass"])
+def test_padding_with_constant_columns_changes_nothing(name):
+    t, y = random_layer(6, n=512, d=3)
+    padded = np.concatenate([t, np.full((512, 2), 0.5, np.float32)], axis=1)
+    np.testing.assert_allclose(mutual_information(padded, y, name),
+                               mutual_information(t, y, name), atol=DISCRETE_TOL)
+
+
+def test_equal_mass_is_invariant_under_increasing_maps_per_neuron():
+    t, y = random_layer(7, n=1000, d=3, scale=2.0)
+    mapped = np.stack([np.exp(3 * t[:, 0]), t[:, 1] ** 3 + 5 * t[:, 1], 10 * t[:, 2] - 4],
+                      axis=1).astype(np.float32)
+    np.testing.assert_allclose(mutual_information(mapped, y, "equal-mass", num_bins=12),
+                               mutual_information(t, y, "equal-mass", num_bins=12),
+                               atol=DISCRETE_TOL)
+
+
+def test_merging_bins_never_raises_the_entropy():
+    t, y = random_layer(8, n=800, d=3, scale=2.0)
+    fine = mutual_information(t, y, "binning-width", bin_width=0.05)[0]
+    coarse = mutual_information(t, y, "binning-width", bin_width=0.10)[0]  # merges pairs
+    assert float(coarse) <= float(fine) + DISCRETE_TOL
+
+
+# ----------------------------------------------------------------- independent implementations
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("binning", {}),
+    ("binning", {"bin_range": "layer"}),
+    ("binning", {"bin_range": (-0.5, 0.5), "num_bins": 7}),
+    ("binning-width", {}),
+    ("binning-width", {"bin_width": 0.5}),
+    ("equal-mass", {}),
+    ("equal-mass", {"num_bins": 5}),
+    ("kde-upper", {}),
+    ("kde-lower", {}),
+    ("kde-upper", {"kde_variance": 0.1}),
+    ("kde-lower", {"kde_variance": 0.1}),
+])
+def test_matches_numpy_reference(name, kwargs):
+    for seed, scale, classes in [(10, 1.0, 2), (11, 3.0, 3), (12, 0.2, 10)]:
+        t, y = random_layer(seed, n=700, d=4, scale=scale, classes=classes)
+        if name == "binning" and kwargs.get("bin_range") == "layer":
+            t = np.maximum(t * 4.0, 0.0)  # a relu-like layer far outside [-1, 1]
+        got = mutual_information(t, y, name, **kwargs)
+        want = numpy_mi(name, t, y, **kwargs)
+        np.testing.assert_allclose(got, want, atol=tolerance(name), err_msg=f"{name} {seed}")
+
+
+def test_kde_blocks_with_a_partial_last_block_match(monkeypatch):
+    t, y = random_layer(13, n=1000, d=3, scale=0.5)
+    want = numpy_kde(t, y, 1e-2, "upper")
+    monkeypatch.setattr(estimators, "KDE_BLOCK_ELEMENTS", 64 * 1000)  # 16 blocks of 64 rows
+    got = mutual_information(t, y, "kde-upper", kde_variance=1e-2)
+    np.testing.assert_allclose(got, want, atol=KDE_TOL)
+
+
+def test_kde_wide_layer_uses_the_matrix_product_form():
+    t, y = random_layer(14, n=300, d=40, scale=0.3)
+    np.testing.assert_allclose(mutual_information(t, y, "kde-upper", kde_variance=0.5),
+                               numpy_kde(t, y, 0.5, "upper"), atol=KDE_TOL)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jit_and_vmap_over_seeds_match_one_at_a_time(name):
+    layers = np.stack([random_layer(20 + s, n=256, d=3, scale=1.5)[0] for s in range(3)])
+    y = random_layer(20, n=256)[1]
+    settings = estimators.Settings()
+
+    @jax.jit
+    def batched(t):  # [S, N, d]
+        return jax.vmap(lambda one: estimators.estimate_layer(one.T, y, 2, (name,), settings))(t)
+
+    ixt, ity = batched(jnp.asarray(layers))
+    for s in range(3):
+        single = mutual_information(layers[s], y, name, num_classes=2)
+        np.testing.assert_allclose([ixt[s, 0], ity[s, 0]], single, atol=1e-6)
+
+
+def test_non_finite_activations_give_nan():
+    t, y = random_layer(30, n=64)
+    t[3, 1] = np.inf
+    for name in NAMES:
+        assert np.isnan(mutual_information(t, y, name)).all()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"estimator": "ksg"}, "unknown estimator 'ksg'"),
+    ({"bin_width": 0.0}, "bin_width must be a positive"),
+    ({"kde_variance": -1.0}, "kde_variance must be a positive"),
+    ({"bin_range": "auto"}, "bin_range must be 'layer' or a pair"),
+    ({"num_bins": 1}, "num_bins must be an integer >= 2"),
+])
+def test_bad_arguments_are_named(kwargs, match):
+    t, y = random_layer(31, n=32)
+    with pytest.raises(ConfigError, match=match):
+        mutual_information(t, y, **kwargs)
+
+
+def test_all_estimators_in_one_trained_relu_program_match_standalone_calls():
+    """The trainer's in-graph measurement of every estimator at once equals each estimator
+    called alone on the same network's layers; relu layers get the layer's own bin range."""
+    from ibjax.config import Config
+    from ibjax.train import Steps, make_trainer
+
+    data = load_var_u()
+    config = Config(num_seeds=1, hidden=(5, 3), activation="relu", num_epochs=3,
+                    snapshots=(0, 3), estimators=tuple(NAMES), kde_variance=1e-2)
+    assert config.estimator_settings().bin_range == "layer"
+    trainer = make_trainer(config, data)
+    state = trainer.init(jnp.asarray(0), jnp.asarray(4e-4))
+    steps = Steps(jnp.asarray([0, 3], jnp.int32), jnp.asarray([True, True]))
+    state, measured = jax.jit(trainer.run_steps)(state, steps)
+    assert measured.ixt.shape == (2, len(NAMES), 3)
+    layers = trainer.layer_activations(state.params)
+    assert float(jnp.max(layers[0])) > 1.0  # relu values beyond the tanh range
+    for e, name in enumerate(NAMES):
+        kwargs = {"bin_range": "layer", "kde_variance": 1e-2}
+        for layer, t in enumerate(layers):
+            want = mutual_information(np.asarray(t).T, data.y, name, num_classes=2, **kwargs)
+            np.testing.assert_allclose([measured.ixt[1, e, layer], measured.ity[1, e, layer]],
+                                       want, atol=tolerance(name) + 1e-5, err_msg=name)
