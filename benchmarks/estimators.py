@@ -1,0 +1,124 @@
+"""Cost of each MI estimator per snapshot per seed, next to training time per epoch.
+
+    python benchmarks/estimators.py --seeds 16 --memory-seeds 100 --json results/estimators.json
+
+On the paper network (12-10-7-5-4-3-2, tanh, N = 4096 inputs, all 6 layers measured), in one
+process: one compiled program per estimator measures every layer of ``--seeds`` networks
+(vmapped, as inside a run), and one compiled program trains them for an epoch. Compile time is
+reported apart; run times are the best of ``--repeats``. Then, in a subprocess, a full
+``ibjax.run`` of ``--memory-seeds`` networks with both KDE bounds reports its peak resident
+memory (the N x N kernel is built in row blocks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from ibjax.cli import use_all_cpu_cores
+
+use_all_cpu_cores()  # as `ibjax run` does (before JAX starts its CPU backend)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import ibjax  # noqa: E402
+from ibjax.estimators import ESTIMATORS, estimate_layer  # noqa: E402
+from ibjax.runner import hardware_info  # noqa: E402
+from ibjax.train import make_trainer  # noqa: E402
+
+
+def timed(fn, *args, repeats: int):
+    """(compile seconds, best run seconds) of a jitted function."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        best = min(best, time.perf_counter() - start)
+    return compile_s, best
+
+
+def peak_memory_of_kde_run(num_seeds: int) -> dict:
+    """Runs num_seeds paper networks with both KDE bounds in a child; its peak RSS."""
+    code = (
+        "from ibjax.cli import use_all_cpu_cores; use_all_cpu_cores()\n"
+        "import ibjax, json\n"
+        f"r = ibjax.run(ibjax.Config(num_seeds={num_seeds}, num_epochs=10, snapshots=(0, 10),"
+        " estimators=('binning', 'kde-upper', 'kde-lower')))\n"
+        "print(json.dumps({'run_s': r.attrs['run_s'], 'chunk': int(r.attrs['networks_per_chunk']),"
+        " 'kde_upper_last': float(r.ixt.sel(estimator='kde-upper').isel(epoch=-1).mean())}))\n")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"seeds": num_seeds, "wall_s": round(wall, 1),
+            "peak_rss_gib": round(peak_kib / 2**20, 2),
+            **json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-seeds", type=int, default=100,
+                        help="networks in the KDE peak-memory run (0 skips it)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    print("hardware:", json.dumps(hardware_info()))
+    config = ibjax.Config(num_seeds=args.seeds, estimators=tuple(ESTIMATORS))
+    trainer = make_trainer(config, ibjax.load_var_u())
+    y = jnp.asarray(ibjax.load_var_u().y, jnp.int32)
+    seeds = jnp.arange(args.seeds)
+    states = jax.jit(jax.vmap(trainer.init))(seeds, jnp.full(args.seeds, 4e-4))
+    # Measure networks trained for 20 epochs, not initial ones (more distinct rows).
+    for _ in range(20):
+        states = jax.jit(jax.vmap(lambda s: trainer.train_epoch(s)[0]))(states)
+    settings = config.estimator_settings()
+    rows = []
+    compile_s, run_s = timed(jax.vmap(lambda s: trainer.train_epoch(s)[0]), states,
+                             repeats=args.repeats)
+    rows.append({"what": "training, one epoch (8 minibatches)", "compile_s": compile_s,
+                 "ms_per_seed": 1e3 * run_s / args.seeds})
+    for name in ESTIMATORS:
+        def measure(state, name=name):
+            layers = trainer.layer_activations(state.params)
+            return [estimate_layer(t, y, 2, (name,), settings) for t in layers]
+
+        compile_s, run_s = timed(jax.vmap(measure), states, repeats=args.repeats)
+        rows.append({"what": f"{name}, one snapshot (6 layers)", "compile_s": compile_s,
+                     "ms_per_seed": 1e3 * run_s / args.seeds})
+
+    def measure_both(state):
+        layers = trainer.layer_activations(state.params)
+        return [estimate_layer(t, y, 2, ("kde-upper", "kde-lower"), settings) for t in layers]
+
+    compile_s, run_s = timed(jax.vmap(measure_both), states, repeats=args.repeats)
+    rows.append({"what": "kde-upper + kde-lower together (one kernel pass)",
+                 "compile_s": compile_s, "ms_per_seed": 1e3 * run_s / args.seeds})
+    print(f"{args.seeds} seeds of the paper network, N = 4096, vmapped; best of {args.repeats}")
+    print(f"{'':52s} {'compile s':>10s} {'ms per seed':>12s}")
+    for row in rows:
+        print(f"{row['what']:52s} {row['compile_s']:10.1f} {row['ms_per_seed']:12.2f}")
+    memory = None
+    if args.memory_seeds:
+        memory = peak_memory_of_kde_run(args.memory_seeds)
+        print(f"ibjax.run with binning + both KDE bounds, {memory['seeds']} seeds x 10 epochs, "
+              f"2 snapshots: peak RSS {memory['peak_rss_gib']} GiB, {memory['wall_s']} s wall, "
+              f"{memory['chunk']} networks per chunk")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"hardware": hardware_info(), "seeds": args.seeds, "rows": rows,
+                       "kde_memory": memory, "cpu_count": os.cpu_count()}, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
