@@ -76,7 +76,7 @@ def run_baseline(config: ibjax.Config, seeds) -> dict:
                 layers = [np.asarray(t).T for t in activations(state.params)]  # to the host
                 for layer, t in enumerate(layers):
                     ixt[i, k, layer], ity[i, k, layer] = numpy_binned_mi(
-                        t, data.y, config.num_bins, config.bin_range)
+                        t, data.y, config.num_bins, config.resolved_bin_range)
                 k += 1
             if epoch < config.num_epochs:
                 state = train_epoch(state)

@@ -189,7 +189,9 @@ def kde_bounds(t_columns: jax.Array, y: jax.Array, variance: float) -> tuple[
         # exp(-D / (2 s2)) = exp(-D / (8 s2)) ** 4: one exp per pair serves both bounds
         # (the 4th power loses < 1e-6 relative where it does not underflow, and it underflows
         # only where exp(-D / (2 s2)) itself is below float32's range; every row sum is >= 1).
-        lower = jnp.exp(-distances * lower_scale)
+        # Materialised once (the barrier): otherwise each of the four row sums below would
+        # recompute the distances and the exp (measured 1.3x slower on CPU).
+        lower = jax.lax.optimization_barrier(jnp.exp(-distances * lower_scale))
         upper = jnp.square(jnp.square(lower))
         sums = []
         for kernel in (upper, lower):
