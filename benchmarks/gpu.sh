@@ -48,6 +48,7 @@ import json, sys
 out = sys.argv[1]
 gpu = open(f"{out}/gpu.txt").read().strip()
 rows = [json.loads(line) for line in open(f"{out}/throughput.jsonl")]
+rows = [r for r in rows if "epochs" in r]  # not the baseline's line
 lines = [f"GPU: {gpu}", "", "| seeds | epochs | compile s | run s | seed-epochs/s |",
          "| ---: | ---: | ---: | ---: | ---: |"]
 lines += [f"| {r['seeds']} | {r['epochs']} | {r['compile_s']} | {r['run_s']} | "
