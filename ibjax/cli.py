@@ -350,9 +350,12 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from ibjax import phases
     from ibjax import results as results_io
 
-    print(results_io.summary(results_io.load(args.results)))
+    dataset = results_io.load(args.results)
+    print(results_io.summary(dataset))
+    print(phases.table(dataset))
     return 0
 
 

@@ -14,6 +14,8 @@ import xarray as xr
 from matplotlib import cm, colormaps, colors
 from matplotlib.figure import Figure
 
+from ibjax import phases
+
 
 def _epoch_norm(epochs: np.ndarray) -> colors.Normalize:
     top = max(int(epochs.max()), 2)
@@ -25,10 +27,12 @@ def information_plane_figure(results: xr.Dataset) -> Figure:
 
     One panel per estimator, side by side. x: I(X;T), y: I(T;Y), both in bits; points coloured
     by epoch (log scale, epoch 0 drawn as epoch 1), thin lines join the layers of one snapshot,
-    markers grow from input to output.
+    markers grow from input to output. A red cross marks each layer at the median epoch of its
+    I(X;T) peak over seeds (:mod:`ibjax.phases`).
     """
     estimators = [str(e) for e in results["estimator"].values]
     epochs = results["epoch"].values
+    markers = phases.summarize(phases.detect(results))
     norm = _epoch_norm(epochs)
     cmap = colormaps["viridis"]
     fig = Figure(figsize=(1.0 + 5.6 * len(estimators), 5.2), layout="constrained")
@@ -48,6 +52,14 @@ def information_plane_figure(results: xr.Dataset) -> Figure:
             name = str(results["layer_name"].values[layer])
             ax.annotate(name, (ixt[-1, layer], ity[-1, layer]), fontsize=7,
                         xytext=(4, -8), textcoords="offset points")
+        peaks = markers.compression_epoch.sel(estimator=estimator, stat="median").values
+        for layer in range(num_layers):  # median I(X;T) peak epoch: start of compression
+            if np.isfinite(peaks[layer]):
+                i = int(np.argmin(np.abs(epochs - peaks[layer])))
+                ax.scatter(ixt[i, layer], ity[i, layer], marker="x", color="crimson", s=45,
+                           zorder=4, label="I(X;T) peak (median epoch)" if layer == 0 else None)
+        if np.isfinite(peaks).any():
+            ax.legend(fontsize=7, loc="lower right")
         ax.set_xlabel("I(X;T) [bits]")
         ax.set_ylabel("I(T;Y) [bits]")
         ax.set_title(f"estimator: {estimator}", fontsize=9)
@@ -62,7 +74,10 @@ def gradients_figure(results: xr.Dataset) -> Figure:
     """Per layer: norm of the mean (solid) and of the std (dashed) weight gradient vs epoch.
 
     Mean over seeds of each seed's norms; log-log axes; epoch 0 (no gradients yet) omitted.
+    A dotted vertical line per layer marks the median epoch where the gradient signal-to-noise
+    ratio falls below 1 (:mod:`ibjax.phases`), with its 95% interval over seeds shaded.
     """
+    snr = phases.summarize(phases.detect(results)).snr_epoch
     mean = results["grad_mean"].mean("seed", skipna=True).values
     std = results["grad_std"].mean("seed", skipna=True).values
     epochs = results["epoch"].values
@@ -75,6 +90,11 @@ def gradients_figure(results: xr.Dataset) -> Figure:
         color = palette[layer % 10]
         ax.plot(epochs[keep], mean[keep, layer], color=color, label=f"{name} mean")
         ax.plot(epochs[keep], std[keep, layer], color=color, linestyle="--", label=f"{name} std")
+        median, low, high = (float(snr.isel(layer=layer).sel(stat=s))
+                             for s in ("median", "low", "high"))
+        if np.isfinite(median):
+            ax.axvline(median, color=color, linestyle=":", linewidth=1.2)
+            ax.axvspan(max(low, 1), max(high, 1), color=color, alpha=0.06)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
