@@ -45,6 +45,26 @@ def _bin_range(text: str) -> tuple[float, float] | str:
     return lo, hi
 
 
+def _data(text: str) -> str:
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"--data: no such file or folder: {text}")
+    return f"file:{path.resolve()}"
+
+
+def _mi_samples(text: str) -> str | int:
+    if text in ("all", "test"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"--mi-samples takes all, test or a number of rows >= 2; got {text!r}")
+    return value
+
+
 def _estimators(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     try:
@@ -153,13 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_batch, dest="batch_size", default=argparse.SUPPRESS,
                      help="minibatch size or 'full' (default 512)")
     run.add_argument("--train-fraction", type=float, dest="train_fraction",
-                     help="fraction of rows used for training, in (0, 1] (default 0.8)")
+                     help="fraction of rows used for training, in (0, 1] (default 0.8, or 1 "
+                          "when the data has its own test set)")
     run.add_argument("--split", help="'random' (per seed) or 'first' (authors')")
     shuffle = run.add_mutually_exclusive_group()
     shuffle.add_argument("--shuffle", dest="shuffle", action="store_true", default=None,
                          help="reshuffle the training set every epoch")
     shuffle.add_argument("--no-shuffle", dest="shuffle", action="store_false",
                          help="contiguous unshuffled batches (authors')")
+    run.add_argument("--data", type=_data, dest="dataset", metavar="PATH",
+                     help="your own data instead of the paper's task: an .npz with arrays x, y "
+                          "(optional x_test, y_test), mnist.npz, or a folder with the four "
+                          "MNIST IDX files (gzipped or not)")
+    run.add_argument("--mi-samples", type=_mi_samples, dest="mi_samples",
+                     help="rows the MI is measured on: all (default), test (the data's test "
+                          "set) or N (a fixed random subset of N rows)")
     run.add_argument("--estimators", type=_estimators,
                      help="comma-separated MI estimators computed side by side in the same "
                           f"program: {', '.join(ESTIMATOR_NAMES)} (default binning)")
@@ -211,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 CONFIG_FLAGS = ("seed", "hidden", "activation", "optimizer", "learning_rate", "batch_size",
                 "train_fraction", "split", "shuffle", "num_bins", "bin_range", "snapshots",
-                "estimators", "bin_width", "kde_variance")
+                "estimators", "bin_width", "kde_variance", "dataset", "mi_samples")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -299,7 +327,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--checkpoint-every must be >= 0 seconds, got {args.checkpoint_every_s}")
     from ibjax.data import load_dataset
 
-    config.validate(num_samples=load_dataset(config.dataset).x.shape[0])
+    config.validate_for(load_dataset(config.dataset))
     from ibjax import results as results_io
     from ibjax.runner import RunInterrupted, run
 

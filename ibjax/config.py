@@ -40,7 +40,9 @@ class Config:
         a ``learning_rate`` dimension.
       batch_size: minibatch size in samples, or ``None`` for full batch. A last partial batch is
         used, as in the authors' code (weighted as one batch of its own size).
-      train_fraction: fraction of the data used for training, in (0, 1].
+      train_fraction: fraction of the data's rows ``x`` used for training, in (0, 1]. ``None``
+        (default): 0.8 for data without a separate test set (``var_u``: the rest is the test
+        set), 1.0 for data with one (e.g. MNIST: all training rows train).
       split: ``random`` (a fresh random split per seed) or ``first`` (the first rows train, as
         the authors' code does).
       shuffle: reshuffle the training set before every epoch (per seed). ``False`` gives the
@@ -60,7 +62,13 @@ class Config:
       snapshots: when to measure: ``"log"`` (the authors' 400-point log-2 schedule, 274 epochs
         for 8000), ``"log:N"`` (N points), ``"every:K"`` (epochs 0, K, 2K, ... <= num_epochs),
         or an explicit tuple of epochs in ``[0, num_epochs]``.
-      dataset: the task; ``var_u`` is the paper's 4096 12-bit patterns.
+      dataset: the task: ``var_u`` (the paper's 4096 12-bit patterns), ``file:PATH`` (an
+        ``.npz`` file or an MNIST folder, see :func:`ibjax.data.load_file`), or arrays given
+        to :func:`ibjax.run` as ``data=`` (``arrays:...``, set by ``run``).
+      mi_samples: the rows on which every estimator measures I(X;T) and I(T;Y): ``"all"``
+        (default: every row, training and test, as the paper), ``"test"`` (the separate test
+        set) or an integer N (a fixed random subset of N rows of all, the same for every seed;
+        for large data sets).
     """
 
     num_seeds: int = 16
@@ -71,7 +79,7 @@ class Config:
     optimizer: str = "adam"
     learning_rate: float | tuple[float, ...] = 4e-4
     batch_size: int | None = 512
-    train_fraction: float = 0.8
+    train_fraction: float | None = None
     split: str = "random"
     shuffle: bool = True
     num_bins: int = 30
@@ -81,6 +89,7 @@ class Config:
     estimators: tuple[str, ...] = ("binning",)
     bin_width: float = 0.07
     kde_variance: float = 1e-3
+    mi_samples: str | int = "all"
 
     def __post_init__(self):
         # Normalise sequences to tuples so the config stays hashable (lists from a CLI or JSON).
@@ -155,8 +164,19 @@ class Config:
             raise ConfigError(f"unknown config fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**fields)
 
-    def validate(self, num_samples: int | None = None) -> Config:
-        """Checks every field; returns self. ``num_samples`` (data rows) enables size checks."""
+    def train_fraction_for(self, num_test: int) -> float:
+        """``train_fraction`` with ``None`` resolved: 1.0 with a test set, else 0.8."""
+        if self.train_fraction is None:
+            return 1.0 if num_test else 0.8
+        return self.train_fraction
+
+    def validate(self, num_samples: int | None = None, num_test: int = 0) -> Config:
+        """Checks every field; returns self.
+
+        Args:
+          num_samples: rows of the data's ``x``, enabling size checks.
+          num_test: rows of its separate test set (0: none).
+        """
         _check_int("num_seeds", self.num_seeds, minimum=1)
         _check_int("seed", self.seed, minimum=0)
         _check_int("num_epochs", self.num_epochs, minimum=1)
@@ -167,7 +187,10 @@ class Config:
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("split", self.split, SPLITS)
-        _check_choice("dataset", self.dataset, DATASETS)
+        if not isinstance(self.dataset, str) or not (
+                self.dataset in DATASETS or self.dataset.startswith(("file:", "arrays:"))):
+            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, 'file:PATH' or "
+                              f"arrays passed as data=; got {self.dataset!r}")
         rates = self.learning_rates
         if not rates or len(set(rates)) != len(rates):
             raise ConfigError(
@@ -177,10 +200,16 @@ class Config:
             _check_positive_float("learning_rate", rate)
         if not isinstance(self.shuffle, bool):
             raise ConfigError(f"shuffle must be True or False, got {self.shuffle!r}")
-        if isinstance(self.train_fraction, bool) or not isinstance(
-                self.train_fraction, (int, float)) or not 0.0 < self.train_fraction <= 1.0:
+        if self.train_fraction is not None and (isinstance(self.train_fraction, bool) or (
+                not isinstance(self.train_fraction, (int, float))) or (
+                not 0.0 < self.train_fraction <= 1.0)):
             raise ConfigError(
-                f"train_fraction must be a number in (0, 1], got {self.train_fraction!r}")
+                f"train_fraction must be a number in (0, 1] or None, got {self.train_fraction!r}")
+        if not (self.mi_samples in ("all", "test") or (
+                isinstance(self.mi_samples, int) and not isinstance(self.mi_samples, bool)
+                and self.mi_samples >= 2)):
+            raise ConfigError(f"mi_samples must be 'all', 'test' or an integer >= 2, got "
+                              f"{self.mi_samples!r}")
         if self.batch_size is not None:
             _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("num_bins", self.num_bins, minimum=2)
@@ -194,13 +223,24 @@ class Config:
         check_estimator_names(self.estimators)
         snapshot_epochs(self.snapshots, self.num_epochs)  # raises ConfigError when malformed
         if num_samples is not None:
-            n_train = num_train(self.train_fraction, num_samples)
+            fraction = self.train_fraction_for(num_test)
+            n_train = num_train(fraction, num_samples)
             if self.batch_size is not None and self.batch_size > n_train:
                 raise ConfigError(
                     f"batch_size={self.batch_size} is larger than the training set "
-                    f"({n_train} rows = train_fraction {self.train_fraction} of {num_samples}); "
+                    f"({n_train} rows = train_fraction {fraction} of {num_samples}); "
                     f"use batch_size <= {n_train} or None for full batch")
+            if self.mi_samples == "test" and not num_test:
+                raise ConfigError("mi_samples='test' needs data with a separate test set "
+                                  "(x_test, y_test); use 'all' or a number of rows")
+            if isinstance(self.mi_samples, int) and self.mi_samples > num_samples + num_test:
+                raise ConfigError(f"mi_samples={self.mi_samples} is more than the data's "
+                                  f"{num_samples + num_test} rows")
         return self
+
+    def validate_for(self, dataset) -> Config:
+        """:meth:`validate` with the sizes of an :class:`ibjax.data.Dataset`."""
+        return self.validate(num_samples=dataset.x.shape[0], num_test=dataset.num_test)
 
 
 def check_estimator_names(names: Any) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ibjax import checkpoint, results
 from ibjax.config import Config, ConfigError, snapshot_epochs
-from ibjax.data import load_dataset
+from ibjax.data import Dataset, load_dataset, register
 from ibjax.memory import device_budget_bytes, networks_per_chunk, program_bytes
 from ibjax.plan import Plan, make_plan
 from ibjax.train import Measurement, Steps, Trainer, make_trainer
@@ -115,7 +115,8 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         checkpoint_every_s: float = 30.0,
         resume: bool = False,
         max_networks_per_chunk: int | None = None,
-        target_segments: int = 50) -> xr.Dataset:
+        target_segments: int = 50,
+        data: Dataset | None = None) -> xr.Dataset:
     """Trains one network per seed, all at once, and measures them at every snapshot.
 
     The seed axis is split over ``devices`` (all local devices by default; on a CPU host the
@@ -140,6 +141,9 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
       target_segments: about how many compiled segments (host round trips: progress,
         checkpoints) the run is cut into; 1 runs it in one call. The cost of segmenting is
         measured by ``benchmarks/segmenting.py``.
+      data: your own data (a :class:`~ibjax.data.Dataset` from :func:`ibjax.make_dataset` or
+        :func:`ibjax.load_file`) instead of ``config.dataset``; the results' configuration then
+        names it ``arrays:NAME:HASH``.
 
     Returns:
       The results Dataset (see :mod:`ibjax.results`); ``attrs`` hold ``compile_s``, ``run_s``,
@@ -151,9 +155,14 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
       CheckpointError: ``resume`` without a matching checkpoint.
       RunInterrupted: Ctrl-C; the finished segments are in the checkpoint, if one was asked for.
     """
+    if data is not None:
+        if not isinstance(data, Dataset):
+            raise ConfigError(f"data must be an ibjax Dataset (see ibjax.make_dataset), got "
+                              f"{type(data).__name__}")
+        config = config.replace(dataset=register(data))
     config.validate()
     dataset = load_dataset(config.dataset)
-    config.validate(num_samples=dataset.x.shape[0])
+    config.validate_for(dataset)
     seeds = np.arange(config.num_seeds) if seeds is None else np.asarray(seeds)
     if seeds.ndim != 1 or seeds.size == 0 or (seeds < 0).any() or len(set(seeds)) != seeds.size:
         raise ConfigError(f"seeds must be distinct non-negative integers, got {seeds!r}")

@@ -36,8 +36,8 @@ class TrainState(NamedTuple):
       opt_state: optax state (``inject_hyperparams``, so the learning rate lives here).
       epoch: int32 scalar, epochs completed.
       key_shuffle: typed key; epoch ``e`` shuffles with ``fold_in(key_shuffle, e)``.
-      train_index: ``[num_train]`` int32 rows of the dataset used for training.
-      train_mask: ``[num_samples]`` bool, True on training rows.
+      train_index: ``[num_train]`` int32 rows of the dataset's ``x`` used for training.
+      train_mask: ``[num_samples + num_test]`` bool, True on training rows.
       diverged_at: int32 scalar, the epoch after which a weight first became NaN/inf, or -1.
         Once set, every later measurement of this seed is NaN; other seeds are unaffected.
     """
@@ -94,8 +94,8 @@ class Trainer(NamedTuple):
       run_steps: ``run_steps(state, steps) -> (state, Measurement)`` with a leading step axis.
       train_epoch: ``train_epoch(state) -> (state, kernel_grads)``: one epoch; the gradients
         are each layer's ``[num_batches, in, out]`` minibatch weight gradients.
-      layer_activations: ``layer_activations(params) -> list of [width, num_samples]``, every
-        measured layer on all samples (features-major).
+      layer_activations: ``layer_activations(params) -> list of [width, num_mi_rows]``, every
+        measured layer on the rows MI is measured on (``config.mi_samples``; features-major).
       num_layers: layers measured (hidden layers and the softmax output).
       layer_widths: their widths.
     """
@@ -125,6 +125,20 @@ def fast_permutation(key: jax.Array, n: int) -> jax.Array:
     return (keyed & jnp.uint32((1 << index_bits) - 1)).astype(jnp.int32)
 
 
+def mi_sample_rows(mi_samples: str | int, num_samples: int, num_test: int) -> np.ndarray | None:
+    """Rows (of x followed by x_test) on which MI is measured; None means all of them.
+
+    ``"test"``: the separate test set. An integer N: the first N rows of a fixed permutation
+    (numpy seed 0) of all rows, sorted: the same rows for every seed and every run.
+    """
+    total = num_samples + num_test
+    if mi_samples == "all" or (isinstance(mi_samples, int) and mi_samples >= total):
+        return None
+    if mi_samples == "test":
+        return np.arange(num_samples, total)
+    return np.sort(np.random.default_rng(0).permutation(total)[:mi_samples])
+
+
 def make_optimizer(config: Config) -> optax.GradientTransformation:
     """The configured optax optimiser, with the learning rate as an injectable hyperparameter."""
     factory = {"adam": optax.adam, "sgd": optax.sgd}[config.optimizer]
@@ -133,12 +147,20 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
 
 def make_trainer(config: Config, dataset: Dataset) -> Trainer:
     """Builds the pure functions for ``config`` on ``dataset`` (validated first)."""
-    config.validate(num_samples=dataset.x.shape[0])
-    x_all = jnp.asarray(dataset.x, jnp.float32)
+    config.validate_for(dataset)
+    # All rows: the training pool x, then the separate test set if there is one.
+    x_all_np = dataset.x if dataset.x_test is None else np.concatenate([dataset.x, dataset.x_test])
+    y_all_np = dataset.y if dataset.y_test is None else np.concatenate([dataset.y, dataset.y_test])
+    x_all = jnp.asarray(x_all_np, jnp.float32)
     x_all_t = x_all.T  # [features, samples]: the model works features-major
-    y_all = jnp.asarray(dataset.y, jnp.int32)
-    num_samples = x_all.shape[0]
-    n_train = num_train(config.train_fraction, num_samples)
+    y_all = jnp.asarray(y_all_np, jnp.int32)
+    num_samples = dataset.x.shape[0]  # the pool a seed's training rows come from
+    test_pool = jnp.asarray(np.arange(x_all_np.shape[0]) >= num_samples) if dataset.num_test \
+        else None  # with a separate test set, only it is tested on
+    mi_rows = mi_sample_rows(config.mi_samples, num_samples, dataset.num_test)
+    x_mi_t = x_all_t if mi_rows is None else x_all_t[:, mi_rows]
+    y_mi = y_all if mi_rows is None else y_all[mi_rows]
+    n_train = num_train(config.train_fraction_for(dataset.num_test), num_samples)
     batch_size = n_train if config.batch_size is None else config.batch_size
     num_batches = math.ceil(n_train / batch_size)
     padded = num_batches * batch_size
@@ -164,7 +186,7 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         else:
             order = jnp.arange(num_samples)
         train_index = order[:n_train].astype(jnp.int32)
-        train_mask = jnp.zeros(num_samples, bool).at[train_index].set(True)
+        train_mask = jnp.zeros(x_all.shape[0], bool).at[train_index].set(True)
         return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key_shuffle,
                           train_index, train_mask, jnp.asarray(-1, jnp.int32))
 
@@ -218,9 +240,11 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         return jnp.stack(means), jnp.stack(stds)
 
     def measure(state: TrainState) -> tuple[jax.Array, ...]:
-        """MI per layer and loss/accuracy on all rows at the current parameters."""
+        """MI per layer (on the MI rows) and loss/accuracy at the current parameters."""
         logits, layers = model.apply(state.params, x_all_t)
-        mi = [estimate_layer(t, y_all, dataset.num_classes, estimators, settings)
+        if mi_rows is not None:
+            layers = model.apply(state.params, x_mi_t)[1]
+        mi = [estimate_layer(t, y_mi, dataset.num_classes, estimators, settings)
               for t in layers]
         ixt = jnp.stack([m[0] for m in mi], axis=1)  # [estimator, layer]
         ity = jnp.stack([m[1] for m in mi], axis=1)
@@ -228,7 +252,8 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         ixt, ity = jnp.where(finite, ixt, jnp.nan), jnp.where(finite, ity, jnp.nan)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits.T, y_all)
         correct = (jnp.argmax(logits, axis=0) == y_all).astype(jnp.float32)
-        train, test = state.train_mask, ~state.train_mask
+        train = state.train_mask
+        test = ~train if test_pool is None else test_pool
 
         def masked_mean(values, mask):
             return jnp.sum(jnp.where(mask, values, 0.0)) / jnp.sum(mask)
@@ -266,7 +291,7 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         return jax.lax.scan(run_step, state, (steps.num_epochs, steps.measure))
 
     def layer_activations(params) -> list[jax.Array]:
-        return model.apply(params, x_all_t)[1]
+        return model.apply(params, x_mi_t)[1]
 
     return Trainer(init=init, run_steps=run_steps, train_epoch=train_epoch,
                    layer_activations=layer_activations, num_layers=num_layers,

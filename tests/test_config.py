@@ -69,3 +69,20 @@ def test_bad_config_raises_before_compiling(overrides, field):
 def test_unknown_json_field():
     with pytest.raises(ConfigError, match="unknown config fields"):
         Config.from_json('{"num_seeds": 2, "colour": "red"}')
+
+
+def test_auto_defaults_resolve_by_activation_and_test_set():
+    assert ibjax.Config().resolved_bin_range == (-1.0, 1.0)
+    assert ibjax.Config(activation="relu").resolved_bin_range == "layer"
+    assert ibjax.Config(activation="linear", bin_range=(0, 3)).resolved_bin_range == (0.0, 3.0)
+    assert ibjax.Config().train_fraction_for(num_test=0) == 0.8
+    assert ibjax.Config().train_fraction_for(num_test=10) == 1.0
+    assert ibjax.Config(train_fraction=0.5).train_fraction_for(num_test=10) == 0.5
+
+
+def test_new_fields_round_trip_through_json():
+    cfg = ibjax.Config(estimators=["binning", "kde-lower"], mi_samples=500, bin_range="layer",
+                       kde_variance=0.1, bin_width=0.5)
+    assert cfg.estimators == ("binning", "kde-lower")
+    assert ibjax.Config.from_json(cfg.to_json()) == cfg
+    assert ibjax.Config(estimators="equal-mass").estimators == ("equal-mass",)
