@@ -59,7 +59,7 @@ def binned_mi_columns(t_columns: jax.Array, y: jax.Array, num_bins: int,
     """:func:`binned_mi` on features-major activations ``[d, N]``, without argument checks or
     the non-finite guard (the trainer's path)."""
     digits = bin_indices(t_columns, num_bins, value_range)
-    return mutual_informations(list(digits), num_bins, y, num_classes)
+    return mutual_informations(digits, num_bins, y, num_classes)
 
 
 def binned_mi(t: jax.Array, y: jax.Array, num_bins: int = 30,

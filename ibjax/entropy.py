@@ -173,7 +173,9 @@ def mutual_informations(digits: list[jax.Array], radix: int, labels: jax.Array,
     I(T;Y). One lexicographic sort of the rows (T, Y) serves both: T runs and (T, Y) runs.
 
     Args:
-      digits: ``width`` columns, each ``[num_samples]`` integers in ``[0, radix)``.
+      digits: ``width`` columns, each ``[num_samples]`` integers in ``[0, radix)`` (a list, or
+        an array ``[width, num_samples]``). Layers wider than :data:`WIDE_LAYER_COLUMNS` use a
+        radix sort whose passes run in a loop, so the program stays small.
       radix: number of distinct digit values.
       labels: ``[num_samples]`` integer labels.
       num_classes: if given, labels must lie in ``[0, num_classes)`` (faster); if None, any
@@ -186,6 +188,10 @@ def mutual_informations(digits: list[jax.Array], radix: int, labels: jax.Array,
     if num_classes is None:
         labels, num_classes = dense_rank(labels), num_samples
     labels = labels.astype(jnp.int32)
+    if width > WIDE_LAYER_COLUMNS:
+        return _mutual_informations_wide(jnp.stack(list(digits)) if isinstance(
+            digits, (list, tuple)) else digits, radix, labels, num_classes)
+    digits = list(digits)
     columns = [*digits, labels]
     radices = [radix] * width + [num_classes]
     packed = sorted_row_codes(columns, radices)
@@ -196,6 +202,50 @@ def mutual_informations(digits: list[jax.Array], radix: int, labels: jax.Array,
     row_keys = codes[:-1] + [codes[-1] // jnp.uint32(num_classes)]
     new_row = _differs_from_previous(row_keys)
     new_row_label = new_row | _differs_from_previous([codes[-1]])
+    return _mi_from_groups(new_row, new_row_label, labels)
+
+
+WIDE_LAYER_COLUMNS = 24
+
+
+def _mutual_informations_wide(digits: jax.Array, radix: int, labels: jax.Array,
+                              num_classes: int) -> tuple[jax.Array, jax.Array]:
+    """:func:`mutual_informations` for wide rows ``digits[width, N]``, exactly.
+
+    Columns are packed ``k`` at a time into uint32 chunk codes with room for the sample
+    position in the low bits; a least-significant-first radix sort runs one single-key sort
+    per chunk inside ``lax.scan`` (after a first pass on the label, the least significant
+    key), so the compiled program does not grow with the width.
+    """
+    width, num_samples = digits.shape
+    index_bits = max(1, (num_samples - 1).bit_length())
+    capacity = 2 ** (32 - index_bits)
+    if radix > capacity or num_classes > capacity:
+        return _mutual_informations_multikey(list(digits), labels)
+    per_chunk = max(1, int(np.floor(np.log(capacity) / np.log(radix) + 1e-9)))
+    while radix**per_chunk > capacity:
+        per_chunk -= 1
+    num_chunks = -(-width // per_chunk)
+    padded = jnp.pad(digits.astype(jnp.uint32), ((0, num_chunks * per_chunk - width), (0, 0)))
+    grouped = padded.reshape(num_chunks, per_chunk, num_samples)
+    codes = jnp.zeros((num_chunks, num_samples), jnp.uint32)
+    for j in range(per_chunk):
+        codes = codes * jnp.uint32(radix) + grouped[:, j]
+    position = jnp.arange(num_samples, dtype=jnp.uint32)
+    low_mask = jnp.uint32((1 << index_bits) - 1)
+
+    def stable_pass(order, code):
+        keyed = jnp.sort((code[order] << jnp.uint32(index_bits)) | position)
+        return order[(keyed & low_mask).astype(jnp.int32)]
+
+    order = stable_pass(jnp.arange(num_samples, dtype=jnp.int32), labels.astype(jnp.uint32))
+    order, _ = jax.lax.scan(lambda o, code: (stable_pass(o, code), None), order, codes[::-1])
+    sorted_codes = codes[:, order]
+    sorted_labels = labels[order]
+    changed = jnp.any(sorted_codes[:, 1:] != sorted_codes[:, :-1], axis=0)
+    new_row = jnp.concatenate([jnp.ones(1, bool), changed])
+    new_row_label = new_row | jnp.concatenate(
+        [jnp.ones(1, bool), sorted_labels[1:] != sorted_labels[:-1]])
     return _mi_from_groups(new_row, new_row_label, labels)
 
 

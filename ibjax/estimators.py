@@ -89,7 +89,7 @@ def binning_mi(t_columns, y, num_classes, settings: Settings):
         digits = layer_range_bins(t_columns, settings.num_bins)
     else:
         digits = bin_indices(t_columns, settings.num_bins, settings.bin_range)
-    return mutual_informations(list(digits), settings.num_bins, y, num_classes)
+    return mutual_informations(digits, settings.num_bins, y, num_classes)
 
 
 def width_bins(t_columns: jax.Array, width: float) -> jax.Array:
@@ -106,8 +106,7 @@ def fixed_width_mi(t_columns, y, num_classes, settings: Settings):
     by their dense rank (an exact relabelling) so rows pack into the exact counting of
     :mod:`ibjax.entropy` whatever the range.
     """
-    bins = width_bins(t_columns, settings.bin_width)
-    digits = [dense_rank(column) for column in bins]
+    digits = jax.vmap(dense_rank)(width_bins(t_columns, settings.bin_width))
     return mutual_informations(digits, y.shape[0], y, num_classes)
 
 
@@ -134,7 +133,7 @@ def equal_mass_mi(t_columns, y, num_classes, settings: Settings):
     in deep neural networks", ICLR.
     """
     digits = equal_mass_bins(t_columns, settings.num_bins)
-    return mutual_informations(list(digits), settings.num_bins, y, num_classes)
+    return mutual_informations(digits, settings.num_bins, y, num_classes)
 
 
 # --------------------------------------------------------------------------- KDE bounds

@@ -282,3 +282,17 @@ def test_all_estimators_in_one_trained_relu_program_match_standalone_calls():
             want = mutual_information(np.asarray(t).T, data.y, name, num_classes=2, **kwargs)
             np.testing.assert_allclose([measured.ixt[1, e, layer], measured.ity[1, e, layer]],
                                        want, atol=tolerance(name) + 1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["binning", "binning-width", "equal-mass"])
+def test_wide_layers_take_the_looped_radix_sort_and_stay_exact(name):
+    from ibjax.entropy import WIDE_LAYER_COLUMNS
+
+    rng = np.random.default_rng(40)
+    base = np.tanh(rng.normal(size=(40, WIDE_LAYER_COLUMNS + 16))).astype(np.float32)
+    t = base[rng.integers(0, 40, 400)]  # 400 rows, at most 40 distinct
+    t[::5, -1] += 0.3  # duplicates that differ only in the last column
+    y = rng.integers(0, 3, 400).astype(np.int32)
+    for num_classes in (None, 3):
+        got = mutual_information(t, y, name, num_classes=num_classes, num_bins=8)
+        np.testing.assert_allclose(got, numpy_mi(name, t, y, num_bins=8), atol=DISCRETE_TOL)
