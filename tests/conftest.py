@@ -35,6 +35,12 @@ def numpy_binned_mi(t, y, num_bins=30, value_range=(-1.0, 1.0)):
     y = np.asarray(y).reshape(-1)
     edges = np.linspace(value_range[0], value_range[1], num_bins).astype(t.dtype)
     digits = np.clip(np.digitize(t, edges) - 1, 0, num_bins - 1)
+    return numpy_discrete_mi(digits, y)
+
+
+def numpy_discrete_mi(digits, y):
+    """I(X;T), I(T;Y) in bits of integer rows ``digits[N, d]`` by np.unique counting, float64."""
+    y = np.asarray(y).reshape(-1)
 
     def entropy(rows):
         _, counts = np.unique(rows, axis=0, return_counts=True)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import numpy_discrete_mi
 from scipy.special import logsumexp
 from scipy.stats import rankdata
 
@@ -27,19 +28,6 @@ def tolerance(name):
 
 
 # ----------------------------------------------------------------- independent numpy references
-
-
-def numpy_discrete_mi(digits, y):
-    """I(X;T), I(T;Y) in bits of integer rows ``digits[N, d]`` by np.unique counting."""
-    def entropy(rows):
-        _, counts = np.unique(rows, axis=0, return_counts=True)
-        p = counts / counts.sum()
-        return float(-(p * np.log2(p)).sum())
-
-    h_t = entropy(digits)
-    h_y = entropy(y[:, None])
-    h_ty = entropy(np.concatenate([digits, y[:, None]], axis=1))
-    return h_t, h_t + h_y - h_ty
 
 
 def numpy_layer_range_digits(t, num_bins):
