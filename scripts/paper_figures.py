@@ -1,6 +1,6 @@
 """The paper's Figures 3 and 4 (information plane; gradient mean and std) with tanh, many seeds.
 
-    python scripts/paper_figures.py            # 50 seeds x 8000 epochs, twice: ~8 min, 2-core CPU
+    python scripts/paper_figures.py         # 50 seeds x 8000 epochs, twice: 8.6 min, 2-core CPU
     python scripts/paper_figures.py --full     # 500 seeds (a GPU)
 
 Two setups on the same seeds: the authors' code as published (``--preset authors``: first 80%

@@ -1,6 +1,6 @@
 """The paper's training-size comparison: 5%, 45% and 85% of the data, same seeds.
 
-    python scripts/training_size.py            # 20 seeds x 8000 epochs each: ~6 min, 2-core CPU
+    python scripts/training_size.py         # 20 seeds x 8000 epochs each: 5.4 min, 2-core CPU
     python scripts/training_size.py --full     # 100 seeds
 
 The corrected default setup otherwise (random split per seed, shuffled batches of 512, Adam
