@@ -55,3 +55,21 @@ def test_summary_medians_intervals_and_table():
 def test_window_is_checked():
     with pytest.raises(ValueError, match="window"):
         phases.detect(planted(), window=0)
+
+
+def test_table_and_figures_with_a_learning_rate_dimension(tmp_path):
+    from ibjax.config import Config
+    from ibjax.plotting import plot_results
+    from ibjax.results import VARIABLES, to_dataset
+
+    rng = np.random.default_rng(0)
+    sizes = {"seed": 6, "epoch": 5, "layer": 3, "estimator": 2}  # 3 seeds x 2 rates
+    arrays = {name: rng.random([sizes[d] for d in dims])
+              for name, (dims, _, _) in VARIABLES.items()}
+    config = Config(num_seeds=3, hidden=(4, 3), learning_rate=(1e-3, 2e-3),
+                    estimators=("binning", "kde-upper"))
+    ds = to_dataset(config, np.arange(3), np.array([0, 1, 3, 7, 15]), (4, 3, 2), arrays, {})
+    text = phases.table(ds)
+    assert "learning_rate 0.001" in text and "learning_rate 0.002" in text
+    assert text.count("kde-upper") == 6  # 3 layers x 2 rates
+    assert len(plot_results(ds, tmp_path)) == 6
