@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 from matplotlib import cm, colormaps, colors
 from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
 
 from ibjax import phases
 
@@ -75,7 +76,8 @@ def gradients_figure(results: xr.Dataset) -> Figure:
 
     Mean over seeds of each seed's norms; log-log axes; epoch 0 (no gradients yet) omitted.
     A dotted vertical line per layer marks the median epoch where the gradient signal-to-noise
-    ratio falls below 1 (:mod:`ibjax.phases`), with its 95% interval over seeds shaded.
+    ratio falls below 1 (:mod:`ibjax.phases`); a bar at the top spans its 95% interval over
+    seeds.
     """
     snr = phases.summarize(phases.detect(results)).snr_epoch
     mean = results["grad_mean"].mean("seed", skipna=True).values
@@ -85,6 +87,7 @@ def gradients_figure(results: xr.Dataset) -> Figure:
     fig = Figure(figsize=(7.0, 5.0), layout="constrained")
     ax = fig.add_subplot()
     palette = [f"C{i}" for i in range(10)]
+    top = blended_transform_factory(ax.transData, ax.transAxes)
     for layer in range(mean.shape[1]):
         name = str(results["layer_name"].values[layer])
         color = palette[layer % 10]
@@ -92,9 +95,11 @@ def gradients_figure(results: xr.Dataset) -> Figure:
         ax.plot(epochs[keep], std[keep, layer], color=color, linestyle="--", label=f"{name} std")
         median, low, high = (float(snr.isel(layer=layer).sel(stat=s))
                              for s in ("median", "low", "high"))
-        if np.isfinite(median):
+        if np.isfinite(median):  # dotted line at the median, its 95% interval as a bar on top
             ax.axvline(median, color=color, linestyle=":", linewidth=1.2)
-            ax.axvspan(max(low, 1), max(high, 1), color=color, alpha=0.06)
+            height = 0.985 - 0.02 * layer
+            ax.plot([max(low, 1), max(high, 1)], [height, height], color=color, linewidth=2.5,
+                    alpha=0.7, transform=top, solid_capstyle="butt")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
