@@ -12,6 +12,7 @@ Writes figures and ``report.md`` under ``--out``.
 
 import time
 
+import numpy as np
 from _common import describe, parser, phase_table, run_or_load, write_report
 
 import ibjax
@@ -28,11 +29,18 @@ def main() -> None:
     for activation in ("tanh", "relu"):
         results = run_or_load(base.replace(activation=activation), args.out / activation,
                               args.fresh)
+        final_accuracy = results.train_accuracy.isel(epoch=-1).values
+        learned = final_accuracy >= 0.9
         sections.append(
-            f"## {activation}\n\n{describe(results)}\n\n"
+            f"## {activation}\n\n{describe(results)}; {int(learned.sum())} of {learned.size} "
+            f"seeds learned the task (final train accuracy >= 0.9; per seed: "
+            f"{', '.join(f'{a:.2f}' for a in final_accuracy)})\n\n"
             f"![information plane]({activation}/information_plane.png)\n\n"
             "Median [2.5%, 97.5%] over seeds; I(X;T) and I(T;Y) columns are means over seeds, "
             "bits.\n\n" + phase_table(results))
+        if 0 < learned.sum() < learned.size:
+            sections.append(f"### {activation}, only the {int(learned.sum())} seeds that learned"
+                            "\n\n" + phase_table(results.isel(seed=np.flatnonzero(learned))))
     write_report(args.out / "report.md", "ReLU against tanh under binning and KDE", sections,
                  started)
 
