@@ -18,12 +18,12 @@ import time
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import jax
+import jax.numpy as jnp
 
-import ibjax  # noqa: E402
-from ibjax.runner import hardware_info  # noqa: E402
-from ibjax.train import make_trainer  # noqa: E402
+import ibjax
+from ibjax.runner import hardware_info
+from ibjax.train import make_trainer
 
 VARIANTS = {
     "default (adam, shuffled)": {},
