@@ -238,6 +238,13 @@ class Config:
                                   f"{num_samples + num_test} rows")
         return self
 
+    def resolved(self, num_test: int = 0) -> Config:
+        """This config with the data-dependent defaults made concrete: ``train_fraction``
+        (None -> 0.8, or 1.0 with ``num_test`` test rows) and ``bin_range`` (``"auto"`` ->
+        ``(-1, 1)`` or ``"layer"``). Runs record this form in results and checkpoints."""
+        return self.replace(train_fraction=self.train_fraction_for(num_test),
+                            bin_range=self.resolved_bin_range)
+
     def validate_for(self, dataset) -> Config:
         """:meth:`validate` with the sizes of an :class:`ibjax.data.Dataset`."""
         return self.validate(num_samples=dataset.x.shape[0], num_test=dataset.num_test)

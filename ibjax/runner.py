@@ -162,7 +162,7 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         config = config.replace(dataset=register(data))
     config.validate()
     dataset = load_dataset(config.dataset)
-    config.validate_for(dataset)
+    config = config.validate_for(dataset).resolved(dataset.num_test)
     seeds = np.arange(config.num_seeds) if seeds is None else np.asarray(seeds)
     if seeds.ndim != 1 or seeds.size == 0 or (seeds < 0).any() or len(set(seeds)) != seeds.size:
         raise ConfigError(f"seeds must be distinct non-negative integers, got {seeds!r}")

@@ -36,6 +36,7 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
 def run_or_load(config: ibjax.Config, folder: Path, fresh: bool = False) -> xr.Dataset:
     """Runs ``config`` into ``folder/results.nc`` with figures, or loads a matching result."""
     path = folder / "results.nc"
+    config = config.resolved()  # as a run records it (the scripts use var_u: no test set)
     if path.exists() and not fresh:
         existing = ibjax.load(path)
         if ibjax.config_of(existing) == config:
@@ -92,7 +93,7 @@ def describe(results: xr.Dataset) -> str:
     return (f"{config.num_seeds} seeds, {config.activation} "
             f"12-{'-'.join(map(str, config.hidden))}-2, {config.optimizer} lr "
             f"{config.learning_rate}, batch {config.batch_size or 'full'}, "
-            f"{100 * config.train_fraction:.0f}% train ({config.split} split, "
+            f"{100 * config.train_fraction_for(0):.0f}% train ({config.split} split, "
             f"{'shuffled' if config.shuffle else 'unshuffled'} batches), {config.num_epochs} "
             f"epochs, {results.sizes['epoch']} snapshots; {results.attrs.get('device', '?')}, "
             f"run {results.attrs.get('run_s', float('nan')):.0f} s")
