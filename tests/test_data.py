@@ -64,7 +64,9 @@ def test_own_arrays_any_classes_and_width_through_the_python_api(rng):
                           batch_size=64, estimators=("binning", "kde-upper"))
     results = ibjax.run(config, data=data)
     assert results.layer_width.values.tolist() == [4, 3]  # softmax follows the classes
-    assert ibjax.config_of(results).dataset.startswith("arrays:blobs:")
+    recorded = ibjax.config_of(results)
+    assert recorded.dataset.startswith("arrays:blobs:")
+    assert (recorded.train_fraction, recorded.bin_range) == (0.8, (-1.0, 1.0))  # resolved
     h_y = -sum(p * np.log2(p) for p in np.bincount(y) / 300)
     assert (results.ity.values <= h_y + 1e-5).all() and (results.ixt.values <= np.log2(300)
                                                          + 1e-5).all()
