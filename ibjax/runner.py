@@ -183,7 +183,7 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     num_real = seeds.size * rate_values.size
     all_padded = -(-num_real // num_devices) * num_devices
     static = config.replace(num_seeds=1)
-    cached = _compiled_program.cache_info().currsize
+    misses_before = _compiled_program.cache_info().misses
     if isinstance(target_segments, bool) or not isinstance(target_segments, int) or (
             target_segments < 1):
         raise ConfigError(f"target_segments must be an integer >= 1, got {target_segments!r}")
@@ -199,7 +199,8 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         if budget is None or needed is None or needed <= budget or chunk == num_devices:
             break
         chunk = max(num_devices, chunk // 2 // num_devices * num_devices)  # not quite linear
-    newly_compiled = _compiled_program.cache_info().currsize > cached
+    # Misses, not the cache size: a full cache evicts one program for each one it adds.
+    newly_compiled = _compiled_program.cache_info().misses > misses_before
     num_chunks = -(-num_real // chunk)
     padding = num_chunks * chunk - num_real
     network_seeds = np.concatenate([np.repeat(seeds, rate_values.size),
