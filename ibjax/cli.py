@@ -335,7 +335,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"ibjax: {config.num_seeds} seeds x {config.num_epochs} epochs, {config.activation} "
           f"{hidden}, {config.optimizer} lr {config.learning_rate}, "
           f"batch {config.batch_size or 'full'}, split {config.split}, "
-          f"shuffle {config.shuffle}; compiling...", flush=True)
+          f"shuffle {config.shuffle}, estimators {','.join(config.estimators)}, data "
+          f"{config.dataset.removeprefix('file:')}; compiling...", flush=True)
     start = time.perf_counter()
     try:
         ds = run(config, progress=None if args.quiet else _ProgressLine(), seeds=seeds,
