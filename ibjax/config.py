@@ -143,8 +143,8 @@ class Config:
         """The :class:`ibjax.estimators.Settings` of this run."""
         from ibjax.estimators import Settings
 
-        return Settings(self.num_bins, self.resolved_bin_range, float(self.bin_width),
-                        float(self.kde_variance))
+        return Settings(self.num_bins, self.resolved_bin_range, self.bin_width,
+                        self.kde_variance)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -212,15 +212,13 @@ class Config:
                               f"{self.mi_samples!r}")
         if self.batch_size is not None:
             _check_int("batch_size", self.batch_size, minimum=1)
-        _check_int("num_bins", self.num_bins, minimum=2)
-        if not (isinstance(self.bin_range, str) and self.bin_range in ("auto", "layer")):
-            if isinstance(self.bin_range, str):
+        if isinstance(self.bin_range, str):
+            if self.bin_range not in ("auto", "layer"):
                 raise ConfigError(
                     f"bin_range must be 'auto', 'layer' or a pair (lo, hi); got {self.bin_range!r}")
+        else:
             validate_range("bin_range", self.bin_range)
-        _check_positive_float("bin_width", self.bin_width)
-        _check_positive_float("kde_variance", self.kde_variance)
-        check_estimator_names(self.estimators)
+        check_estimator_settings(self.estimators, self.estimator_settings())
         snapshot_epochs(self.snapshots, self.num_epochs)  # raises ConfigError when malformed
         if num_samples is not None:
             fraction = self.train_fraction_for(num_test)

@@ -39,8 +39,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ibjax.binning import bin_indices
-from ibjax.config import ESTIMATOR_NAMES
+from ibjax.binning import bin_indices, check_layer_args
+from ibjax.config import ESTIMATOR_NAMES, ConfigError, check_estimator_settings
 from ibjax.entropy import dense_rank, mutual_informations
 
 LN2 = math.log(2.0)
@@ -295,9 +295,6 @@ def mutual_information(t: jax.Array, y: jax.Array, estimator: str = "binning", *
     Raises:
       ConfigError: (a ValueError) on a bad argument, before anything is compiled.
     """
-    from ibjax.binning import check_layer_args
-    from ibjax.config import check_estimator_settings
-
     settings = Settings(num_bins, bin_range if isinstance(bin_range, str) else tuple(
         float(v) for v in bin_range), bin_width, kde_variance)
     check_estimator_settings((estimator,), settings)
@@ -309,8 +306,6 @@ def mutual_information(t: jax.Array, y: jax.Array, estimator: str = "binning", *
 
 def kde_mi(t, y, variance: float = 1e-3, bound: str = "upper"):
     """:func:`mutual_information` with ``estimator="kde-upper"`` or ``"kde-lower"``."""
-    from ibjax.config import ConfigError
-
     if bound not in ("upper", "lower"):
         raise ConfigError(f"bound must be 'upper' or 'lower', got {bound!r}")
     return mutual_information(t, y, f"kde-{bound}", kde_variance=variance)

@@ -126,16 +126,19 @@ def table(results: xr.Dataset, window: int = SNR_WINDOW) -> str:
             for i, name in enumerate(results["layer_name"].values):
                 row = summary.sel(estimator=estimator).isel(layer=i)
                 snr = summary["snr_epoch"].isel(layer=i)
+                count = int(summary["snr_epoch_count"].isel(layer=i))
+                snr_text = format_interval(snr, 0)
+                snr_text += "" if snr_text == "never" else f" n={count}"
                 lines.append(
-                    f"  {estimator!s:14s} {name!s:16s} {_cell(row['compression_epoch'], 0):>26s} "
-                    f"{_cell(row['bits_compressed'], 2):>24s} "
-                    f"{_cell(snr, 0, int(summary['snr_epoch_count'].isel(layer=i))):>26s}")
+                    f"  {estimator!s:14s} {name!s:16s} "
+                    f"{format_interval(row['compression_epoch'], 0):>26s} "
+                    f"{format_interval(row['bits_compressed'], 2):>24s} {snr_text:>26s}")
     return "\n".join(lines)
 
 
-def _cell(stat: xr.DataArray, digits: int, count: int | None = None) -> str:
+def format_interval(stat: xr.DataArray, digits: int) -> str:
+    """``"median [low, high]"`` of one :func:`summarize` entry, or ``"never"`` if undefined."""
     median, low, high = (float(stat.sel(stat=s)) for s in ("median", "low", "high"))
     if not np.isfinite(median):
         return "never"
-    text = f"{median:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-    return text if count is None else f"{text} n={count}"
+    return f"{median:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"

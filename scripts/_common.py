@@ -16,11 +16,11 @@ from ibjax.cli import use_all_cpu_cores
 
 use_all_cpu_cores()
 
-import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 import ibjax  # noqa: E402
 from ibjax import phases  # noqa: E402
+from ibjax.phases import format_interval  # noqa: E402
 from ibjax.plotting import plot_results  # noqa: E402
 
 
@@ -72,20 +72,14 @@ def phase_table(results: xr.Dataset, estimator: str | None = None) -> str:
             last_ity = float(ity.sel(estimator=name).isel(layer=i, epoch=-1))
             lines.append(
                 f"| {name} | {layer} | {first:.2f} | {last:.2f} | {last_ity:.3f} | "
-                f"{cell(row.compression_epoch, 0)} | {cell(row.bits_compressed, 2)} | "
-                f"{cell(summary.snr_epoch.isel(layer=i), 0)} |")
+                f"{format_interval(row.compression_epoch, 0)} | "
+                f"{format_interval(row.bits_compressed, 2)} | "
+                f"{format_interval(summary.snr_epoch.isel(layer=i), 0)} |")
     config = ibjax.config_of(results)
     if config.batch_size is None:
         lines.append("\nFull batch: one gradient per epoch, so no minibatch noise; the gradient "
                      "standard deviation is 0 and the signal-to-noise ratio never falls below 1.")
     return "\n".join(lines)
-
-
-def cell(stat: xr.DataArray, digits: int) -> str:
-    median, low, high = (float(stat.sel(stat=s)) for s in ("median", "low", "high"))
-    if not np.isfinite(median):
-        return "never"
-    return f"{median:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def describe(results: xr.Dataset) -> str:
