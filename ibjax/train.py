@@ -25,7 +25,9 @@ import optax
 from ibjax.config import Config, num_train
 from ibjax.data import Dataset
 from ibjax.estimators import estimate_layer
+from ibjax.minibatches import make_batcher
 from ibjax.model import MLP, layer_names
+from ibjax.permutation import permutation
 
 
 class TrainState(NamedTuple):
@@ -108,23 +110,6 @@ class Trainer(NamedTuple):
     layer_widths: tuple[int, ...]
 
 
-def fast_permutation(key: jax.Array, n: int) -> jax.Array:
-    """A random permutation of ``range(n)`` from one single-key uint32 sort.
-
-    Random bits fill the high bits of each key and the position the low bits, so the sort is
-    one fast single-operand sort (``jax.random.permutation`` sorts several operands, several
-    times slower on CPU). Equal random parts (probability about ``n**2 / 2**(33 - log2 n)``
-    per pair set) keep their original order, a negligible bias for minibatch shuffling.
-
-    Returns:
-      ``[n]`` int32.
-    """
-    index_bits = max(1, (n - 1).bit_length())
-    bits = jax.random.bits(key, (n,), jnp.uint32) >> jnp.uint32(index_bits)
-    keyed = jnp.sort((bits << jnp.uint32(index_bits)) | jnp.arange(n, dtype=jnp.uint32))
-    return (keyed & jnp.uint32((1 << index_bits) - 1)).astype(jnp.int32)
-
-
 def mi_sample_rows(mi_samples: str | int, num_samples: int, num_test: int) -> np.ndarray | None:
     """Rows (of x followed by x_test) on which MI is measured; None means all of them.
 
@@ -154,6 +139,7 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
     x_all = jnp.asarray(x_all_np, jnp.float32)
     x_all_t = x_all.T  # [features, samples]: the model works features-major
     y_all = jnp.asarray(y_all_np, jnp.int32)
+    batcher = make_batcher(x_all_np, y_all_np, dataset.num_classes)
     num_samples = dataset.x.shape[0]  # the pool a seed's training rows come from
     test_pool = jnp.asarray(np.arange(x_all_np.shape[0]) >= num_samples) if dataset.num_test \
         else None  # with a separate test set, only it is tested on
@@ -190,37 +176,47 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
         return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key_shuffle,
                           train_index, train_mask, jnp.asarray(-1, jnp.int32))
 
-    def batch_loss(params, x_t, y, valid):
+    def batch_loss(params, x_t, y_onehot_t, valid):
+        """Mean cross-entropy over the valid columns; inputs features-major ``[*, batch]``.
+
+        Written with a one-hot mask instead of a gather of the label's log-probability: the
+        gather's gradient is a scatter, several times slower on a CPU.
+        """
         logits, _ = model.apply(params, x_t)
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits.T, y)
+        losses = -jnp.sum(y_onehot_t * jax.nn.log_softmax(logits, axis=0), axis=0)
         return jnp.sum(jnp.where(valid, losses, 0.0)) / jnp.sum(valid)
 
     grad_fn = jax.grad(batch_loss)
 
-    def epoch_order(state: TrainState) -> jax.Array:
-        """Rows of this epoch's minibatches, ``[num_batches, batch_size]`` (padding wraps)."""
-        if config.shuffle:
-            key = jax.random.fold_in(state.key_shuffle, state.epoch)
-            order = state.train_index[fast_permutation(key, n_train)]
-        else:
-            order = state.train_index
-        order = jnp.concatenate([order, order[:padded - n_train]])
-        return order.reshape(num_batches, batch_size)
+    def epoch_positions(state: TrainState) -> jax.Array:
+        """This epoch's order of the seed's training rows, ``[num_batches * batch_size]``.
 
-    def train_epoch(state: TrainState) -> tuple[TrainState, list[jax.Array]]:
-        """One epoch; returns the new state and each layer's stacked kernel gradients."""
+        Positions index ``state.train_index`` (reshuffled every epoch with ``config.shuffle``).
+        A last partial batch is padded by wrapping around; ``batch_valid`` masks the padding.
+        """
+        if config.shuffle:
+            positions = permutation(jax.random.fold_in(state.key_shuffle, state.epoch), n_train)
+        else:
+            positions = jnp.arange(n_train, dtype=jnp.int32)
+        return jnp.concatenate([positions, positions[:padded - n_train]])
+
+    def epoch_with_rows(state: TrainState, rows) -> tuple[TrainState, list[jax.Array]]:
+        """One epoch, given the seed's training rows from ``batcher.train_rows``."""
+        epoch_data = batcher.epoch(rows, epoch_positions(state))
 
         def batch_step(carry, batch):
             params, opt_state = carry
-            rows, valid = batch
-            grads = grad_fn(params, x_all[rows].T, y_all[rows], valid)
+            index, valid = batch
+            x_t, y_t = batcher.batch(epoch_data, index * batch_size, batch_size)
+            grads = grad_fn(params, x_t, y_t, valid)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             kernels = [grads["params"][name]["kernel"] for name in names]
             return (params, opt_state), kernels
 
         (params, opt_state), kernels = jax.lax.scan(
-            batch_step, (state.params, state.opt_state), (epoch_order(state), batch_valid))
+            batch_step, (state.params, state.opt_state),
+            (jnp.arange(num_batches), batch_valid))
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf))
                                     for leaf in jax.tree.leaves(params)]))
         newly_diverged = (state.diverged_at < 0) & ~finite
@@ -228,6 +224,10 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
             params=params, opt_state=opt_state, epoch=state.epoch + 1,
             diverged_at=jnp.where(newly_diverged, state.epoch + 1, state.diverged_at))
         return state, kernels
+
+    def train_epoch(state: TrainState) -> tuple[TrainState, list[jax.Array]]:
+        """One epoch; returns the new state and each layer's stacked kernel gradients."""
+        return epoch_with_rows(state, batcher.train_rows(state.train_index))
 
     def gradient_stats(kernels: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
         """``[num_layers]`` norms of the mean and of the std of ``[num_batches, ...]`` grads."""
@@ -268,11 +268,12 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
 
     def run_step(state: TrainState, step: tuple[jax.Array, jax.Array]):
         num_epochs, do_measure = step
+        rows = batcher.train_rows(state.train_index)  # gathered once per step, not per epoch
         state = jax.lax.fori_loop(
-            0, jnp.maximum(num_epochs - 1, 0), lambda _, s: train_epoch(s)[0], state)
+            0, jnp.maximum(num_epochs - 1, 0), lambda _, s: epoch_with_rows(s, rows)[0], state)
 
         def last_epoch(s):
-            s, kernels = train_epoch(s)
+            s, kernels = epoch_with_rows(s, rows)
             return s, gradient_stats(kernels)
 
         state, (grad_mean, grad_std) = jax.lax.cond(
