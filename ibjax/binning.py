@@ -26,11 +26,27 @@ def bin_edges(num_bins: int, value_range: tuple[float, float], dtype=np.float32)
     return np.linspace(lo, hi, num_bins).astype(dtype)
 
 
+# Up to this many edges, a value's bin is counted with one comparison per edge (vectorised,
+# fused); beyond it, guessed arithmetically and corrected with two edge lookups (gathers,
+# several times slower per value on a CPU).
+COMPARE_ALL_EDGES_UP_TO = 64
+
+
+def count_edges_at_or_below(t: jax.Array, edges) -> jax.Array:
+    """``#{k : edges[k] <= t}`` elementwise, int32 (NaN counts 0). ``edges``: a short sequence
+    of scalars (constants or traced)."""
+    count = jnp.zeros(t.shape, jnp.int32)
+    for edge in edges:
+        count = count + (t >= edge).astype(jnp.int32)
+    return count
+
+
 def bin_indices(t: jax.Array, num_bins: int, value_range: tuple[float, float]) -> jax.Array:
     """Bin index of every value: ``clip(#{edges <= t} - 1, 0, num_bins - 1)``.
 
-    Computed arithmetically and corrected against the exact edges, so it equals the
-    edge-counting definition even for values exactly on an edge.
+    Exact for values on an edge. Up to :data:`COMPARE_ALL_EDGES_UP_TO` edges the count is done
+    by comparison with every edge; for more, it is computed arithmetically and corrected
+    against the exact edges.
 
     Args:
       t: ``[...]`` float activations.
@@ -42,6 +58,9 @@ def bin_indices(t: jax.Array, num_bins: int, value_range: tuple[float, float]) -
     """
     lo, hi = value_range
     edges = bin_edges(num_bins, value_range, np.dtype(t.dtype))
+    if num_bins <= COMPARE_ALL_EDGES_UP_TO:
+        # The first edge only decides between bin 0 and "below the range", also bin 0.
+        return jnp.minimum(count_edges_at_or_below(t, edges[1:]), num_bins - 1)
     # edges_ext[i + 1] is the right edge of bin i; +inf beyond the last edge.
     edges_ext = jnp.asarray(np.append(edges, np.inf).astype(edges.dtype))
     scale = (num_bins - 1) / (hi - lo)

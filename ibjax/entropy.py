@@ -12,6 +12,7 @@ Nothing here changes JAX's global settings (no 64-bit mode).
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +49,23 @@ def _chunk_code(columns: list[jax.Array], radices: list[int]) -> jax.Array:
     return code
 
 
+def _materialised_chunk_code(columns: list[jax.Array], radices: list[int]) -> jax.Array:
+    """:func:`_chunk_code`, computed once as an exact float32 product when codes are < 2**24.
+
+    The codes are read by several gathers. Built elementwise, XLA's CPU compiler fuses the
+    code (and the binning behind it) into every gather and recomputes it per gathered element
+    (``optimization_barrier`` is dropped on CPU); a matrix product is never fused into its
+    consumers, so the codes are materialised once. Digits and partial sums stay below 2**24,
+    so the float32 product is exact.
+    """
+    if math.prod(radices) > 2**24:
+        return _chunk_code(columns, radices)
+    weights = np.cumprod([1, *radices[:0:-1]])[::-1].astype(np.float32)  # most significant first
+    stacked = jnp.stack([c.astype(jnp.float32) for c in columns])
+    code = jnp.matmul(jnp.asarray(weights), stacked, precision=jax.lax.Precision.HIGHEST)
+    return code.astype(jnp.uint32)
+
+
 def sorted_row_codes(columns: list[jax.Array], radices: list[int]) -> tuple[
         list[jax.Array], list[list[int]]] | None:
     """Sorts rows of digits lexicographically; returns the packed codes in sorted order.
@@ -74,7 +92,7 @@ def sorted_row_codes(columns: list[jax.Array], radices: list[int]) -> tuple[
     layout = _chunk_layout(radices, 2 ** (32 - index_bits))
     if layout is None:
         return None
-    codes = [_chunk_code([columns[c] for c in chunk], [radices[c] for c in chunk])
+    codes = [_materialised_chunk_code([columns[c] for c in chunk], [radices[c] for c in chunk])
              for chunk in layout]
     position = jnp.arange(num_samples, dtype=jnp.uint32)
     order = None

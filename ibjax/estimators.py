@@ -39,7 +39,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ibjax.binning import bin_indices, check_layer_args
+from ibjax.binning import (
+    COMPARE_ALL_EDGES_UP_TO,
+    bin_indices,
+    check_layer_args,
+    count_edges_at_or_below,
+)
 from ibjax.config import ESTIMATOR_NAMES, ConfigError, check_estimator_settings
 from ibjax.entropy import dense_rank, mutual_informations
 
@@ -79,6 +84,9 @@ def layer_range_bins(t_columns: jax.Array, num_bins: int) -> jax.Array:
     """
     lo, hi = jnp.min(t_columns), jnp.max(t_columns)
     edges = lo + (hi - lo) * (jnp.arange(num_bins, dtype=t_columns.dtype) / (num_bins - 1))
+    if num_bins <= COMPARE_ALL_EDGES_UP_TO:
+        count = count_edges_at_or_below(t_columns, [edges[k] for k in range(1, num_bins)])
+        return jnp.minimum(count, num_bins - 1)
     index = jnp.searchsorted(edges, t_columns.reshape(-1), side="right") - 1
     return jnp.clip(index, 0, num_bins - 1).reshape(t_columns.shape).astype(jnp.int32)
 

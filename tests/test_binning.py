@@ -105,6 +105,22 @@ def test_bin_index_convention():
     np.testing.assert_array_equal(idx, [0, 0, 0, 1, 1, 2, 2, 0])
 
 
+@pytest.mark.parametrize("num_bins", [2, 30, 31, 64, 65, 300])
+def test_both_bin_index_paths_count_edges_exactly(rng, num_bins):
+    """Comparison with every edge (<= 64 edges) and guess-and-correct (more) both equal
+    numpy's edge count, also for values exactly on the float32 edges and just beside them."""
+    edges = bin_edges(num_bins, (-1.0, 1.0))
+    beside = np.concatenate([np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+    # Next to an edge at 0 lie subnormals, which XLA's CPU code flushes to 0 (they bin as 0).
+    beside = beside[np.abs(beside) >= np.finfo(np.float32).tiny]
+    t = np.concatenate([edges, beside, rng.uniform(-1.2, 1.2, 5000),
+                        [-np.inf, np.inf, np.nan]]).astype(np.float32)
+    want = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, num_bins - 1)
+    want[np.isnan(t)] = 0
+    got = np.asarray(jax.jit(lambda v: bin_indices(v, num_bins, (-1.0, 1.0)))(jnp.asarray(t)))
+    np.testing.assert_array_equal(got, want)
+
+
 def test_non_finite_activations_give_nan():
     t = np.zeros((16, 2), np.float32)
     t[3, 1] = np.inf
