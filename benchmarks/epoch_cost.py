@@ -5,7 +5,8 @@
 Times ``--epochs`` training epochs of ``--seeds`` vmapped paper networks (batch 512, 7
 minibatch steps an epoch, no measurement) on one device, for: the default (Adam, reshuffled
 batches), without the per-epoch shuffle, with SGD instead of Adam, and with neither. The
-differences are the cost of the shuffle (a sort per epoch) and of Adam's update. Compile time
+differences are the cost of the shuffle (a keyed Feistel permutation per epoch, see
+ibjax.permutation) and of Adam's update. Compile time
 is excluded (one warm-up call); best of two.
 """
 
