@@ -5,6 +5,13 @@
 #   8000 epochs, 274 snapshots), estimators.json (cost per estimator), gpu.nc and cpu.nc (the
 #   same 8 seeds on the GPU and on the host CPU; compare with benchmarks/across_devices.py).
 # Each step has its own time limit, so one slow step cannot eat the others' results.
+# Knobs (environment): SEEDS, PRODUCTS (layer products: auto, matmul, broadcast; see
+# benchmarks/throughput.py),
+# ABLATE=1 (benchmarks/epoch_cost.py ablations and device profile at ABLATE_SEEDS, then the
+# default variant under other XLA command-buffer settings), TESTS=1 (the GPU-relevant tests,
+# or TEST_ARGS),
+# EST_SEEDS (0 skips the estimator costs), ACROSS (0 skips), MORE_SEEDS (empty skips),
+# BASELINE_EPOCHS (0 skips).
 # From the repository root:
 #   bash benchmarks/gpu.sh
 #   SEEDS="2" EPOCHS=20 EST_SEEDS=2 ACROSS=0 BASELINE_EPOCHS=20 bash benchmarks/gpu.sh  # quick
@@ -28,20 +35,43 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
 cat "$out/gpu.txt" | tee -a "$log"
 step 60 "$py" -c "import jax; print(jax.__version__, jax.devices())"
 for seeds in ${SEEDS:-1000 100}; do
-  step "${STEP_S:-150}" "$py" benchmarks/throughput.py --seeds "$seeds" --epochs "${EPOCHS:-8000}"
+  for product in ${PRODUCTS:-auto}; do
+    step "${STEP_S:-150}" "$py" benchmarks/throughput.py --seeds "$seeds" \
+      --epochs "${EPOCHS:-8000}" --layer-product "$product"
+  done
 done
-step 150 "$py" benchmarks/estimators.py --seeds "${EST_SEEDS:-100}" --repeats 2 \
-  --memory-seeds 0 --json "$out/estimators.json"
+if [ "${ABLATE:-1}" = 1 ]; then
+  ablate_seeds=${ABLATE_SEEDS:-1000}
+  step 150 "$py" benchmarks/epoch_cost.py --seeds "$ablate_seeds" --epochs 200 \
+    --variants default,no-shuffle,sgd,matmul,broadcast,tf32 --profile /tmp/ibjax-gpu-trace
+  for flags in "--xla_gpu_enable_command_buffer=" \
+      "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL"; do
+    XLA_FLAGS="$flags" step 60 "$py" benchmarks/epoch_cost.py --seeds "$ablate_seeds" \
+      --epochs 200 --variants default
+  done
+fi
+if [ "${TESTS:-1}" = 1 ]; then
+  # shellcheck disable=SC2086  # TEST_ARGS is a list of words
+  step 120 "$py" -m pytest -q -p no:cacheprovider ${TEST_ARGS:-tests/test_permutation.py \
+    tests/test_minibatches.py tests/test_binning.py::test_both_bin_index_paths_count_edges_exactly \
+    tests/test_train.py::test_broadcast_products_train_like_matrix_products}
+fi
+if [ "${EST_SEEDS:-100}" != 0 ]; then
+  step 150 "$py" benchmarks/estimators.py --seeds "${EST_SEEDS:-100}" --repeats 2 \
+    --memory-seeds 0 --json "$out/estimators.json"
+fi
 if [ "${ACROSS:-1}" = 1 ]; then
   step 120 "$py" benchmarks/across_devices.py run --out "$out/gpu.nc"
   JAX_PLATFORMS=cpu step 150 "$py" benchmarks/across_devices.py run --out "$out/cpu.nc"
   step 60 "$py" benchmarks/across_devices.py compare "$out/cpu.nc" "$out/gpu.nc"
 fi
-for seeds in ${MORE_SEEDS:-10 1}; do
+for seeds in ${MORE_SEEDS-10 1}; do
   step "${STEP_S:-150}" "$py" benchmarks/throughput.py --seeds "$seeds" --epochs "${EPOCHS:-8000}"
 done
-step 150 "$py" benchmarks/baseline.py --seeds 1 --baseline-seeds 1 \
-  --epochs "${BASELINE_EPOCHS:-1000}"
+if [ "${BASELINE_EPOCHS:-1000}" != 0 ]; then
+  step 150 "$py" benchmarks/baseline.py --seeds 1 --baseline-seeds 1 \
+    --epochs "${BASELINE_EPOCHS:-1000}"
+fi
 grep '^{"seeds"' "$log" > "$out/throughput.jsonl"
 "$py" - "$out" <<'PY'
 import json, sys
@@ -49,9 +79,13 @@ out = sys.argv[1]
 gpu = open(f"{out}/gpu.txt").read().strip()
 rows = [json.loads(line) for line in open(f"{out}/throughput.jsonl")]
 rows = [r for r in rows if "epochs" in r]  # not the baseline's line
-lines = [f"GPU: {gpu}", "", "| seeds | epochs | compile s | run s | seed-epochs/s |",
-         "| ---: | ---: | ---: | ---: | ---: |"]
-lines += [f"| {r['seeds']} | {r['epochs']} | {r['compile_s']} | {r['run_s']} | "
+lines = [f"GPU: {gpu}", "",
+         "| seeds | epochs | layer products | compile s | run s | seed-epochs/s |",
+         "| ---: | ---: | --- | ---: | ---: | ---: |"]
+def products(row):  # "broadcast" for "broadcast,broadcast,...", else the list
+    names = row.get("layer_products", "matmul").split(",")
+    return names[0] if len(set(names)) == 1 else ",".join(names)
+lines += [f"| {r['seeds']} | {r['epochs']} | {products(r)} | {r['compile_s']} | {r['run_s']} | "
           f"{r['seed_epochs_per_s']} |" for r in sorted(rows, key=lambda r: r["seeds"])]
 open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -27,15 +27,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2000)
     parser.add_argument("--snapshots", default="log", help="log, every:K, ...")
     parser.add_argument("--preset", choices=("default", "authors"), default="default")
+    parser.add_argument("--layer-product", choices=("auto", "matmul", "broadcast"),
+                        default="auto", help="Config.layer_product (default auto)")
     args = parser.parse_args()
     make = ibjax.Config.authors if args.preset == "authors" else ibjax.Config
-    config = make(num_seeds=args.seeds, num_epochs=args.epochs, snapshots=args.snapshots)
+    config = make(num_seeds=args.seeds, num_epochs=args.epochs, snapshots=args.snapshots,
+                  layer_product=args.layer_product)
     hardware = {**hardware_info(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
     print("hardware:", json.dumps(hardware))
     result = ibjax.run(config)
     print(json.dumps({
         "seeds": args.seeds, "epochs": args.epochs, "snapshots": result.sizes["epoch"],
-        "preset": args.preset, "compile_s": round(result.attrs["compile_s"], 2),
+        "preset": args.preset, "layer_products": result.attrs["layer_products"],
+        "compile_s": round(result.attrs["compile_s"], 2),
         "run_s": round(result.attrs["run_s"], 2),
         "seed_epochs_per_s": round(result.attrs["seed_epochs_per_s"], 1),
     }))

@@ -17,6 +17,7 @@ from ibjax.checkpoint import CheckpointError
 from ibjax.config import (
     ACTIVATIONS,
     ESTIMATOR_NAMES,
+    LAYER_PRODUCTS,
     OPTIMIZERS,
     Config,
     ConfigError,
@@ -202,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="noise variance of the KDE bounds (1e-3)")
     run.add_argument("--snapshots", type=_snapshots,
                      help="log (default), log:N, every:K or a list of epochs")
+    run.add_argument("--layer-product", dest="layer_product", choices=LAYER_PRODUCTS,
+                     help="how layer products are computed, full float32 either way: auto "
+                          "(default: broadcast on GPUs for small layers, else matmul), matmul "
+                          "or broadcast")
     run.add_argument("--seed-range", type=_seed_range, dest="seed_range",
                      help="a:b runs only seeds a..b-1, with the keys they have in a full run "
                           "(for job arrays; join the files with 'ibjax merge')")
@@ -239,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 CONFIG_FLAGS = ("seed", "hidden", "activation", "optimizer", "learning_rate", "batch_size",
                 "train_fraction", "split", "shuffle", "num_bins", "bin_range", "snapshots",
-                "estimators", "bin_width", "kde_variance", "dataset", "mi_samples")
+                "estimators", "bin_width", "kde_variance", "dataset", "mi_samples",
+                "layer_product")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -14,6 +14,7 @@ from typing import Any
 ACTIVATIONS = ("tanh", "relu", "linear")
 OPTIMIZERS = ("adam", "sgd")
 SPLITS = ("random", "first")
+LAYER_PRODUCTS = ("auto", "matmul", "broadcast")  # see ibjax.model.layer_products
 DATASETS = ("var_u",)
 # The estimators of ibjax.estimators.ESTIMATORS (kept here so the CLI can check names
 # without importing JAX before it has chosen the device count).
@@ -69,6 +70,11 @@ class Config:
         (default: every row, training and test, as the paper), ``"test"`` (the separate test
         set) or an integer N (a fixed random subset of N rows of all, the same for every seed;
         for large data sets).
+      layer_product: how each layer's product is computed, always in full float32:
+        ``"matmul"`` (a matrix product), ``"broadcast"`` (a broadcast multiply and a sum, which
+        XLA fuses with its neighbours) or ``"auto"`` (default: ``"broadcast"`` on GPUs for
+        layers of at most 256 weights, 2.7x faster training on an H100 for the paper network;
+        ``"matmul"`` elsewhere). Results agree up to float rounding whichever is used.
     """
 
     num_seeds: int = 16
@@ -90,6 +96,7 @@ class Config:
     bin_width: float = 0.07
     kde_variance: float = 1e-3
     mi_samples: str | int = "all"
+    layer_product: str = "auto"
 
     def __post_init__(self):
         # Normalise sequences to tuples so the config stays hashable (lists from a CLI or JSON).
@@ -187,6 +194,7 @@ class Config:
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("split", self.split, SPLITS)
+        _check_choice("layer_product", self.layer_product, LAYER_PRODUCTS)
         if not isinstance(self.dataset, str) or not (
                 self.dataset in DATASETS or self.dataset.startswith(("file:", "arrays:"))):
             raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, 'file:PATH' or "

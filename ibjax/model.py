@@ -30,24 +30,71 @@ def paper_kernel_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
         jnp.asarray(fan_in, dtype))
 
 
+# layer_product="auto" writes a layer's product as a broadcast-and-sum on GPUs when it has at
+# most this many weights: 2.7x faster training on one H100 for the paper network (largest
+# layer 12 x 10 = 120 weights; benchmarks/epoch_cost.py). Larger layers keep the matrix
+# product, which uses the GPU's matrix units; the threshold between the two was not measured.
+BROADCAST_MAX_WEIGHTS = 256
+
+
+def dense_product(kernel: jax.Array, h: jax.Array) -> jax.Array:
+    """``kernel.T @ h`` in full float32: ``kernel`` ``[in, out]``, ``h`` ``[in, batch]``.
+
+    Full float32 products on every platform (``Precision.HIGHEST``): GPUs would otherwise use
+    TF32, and the same seed would bin differently there than on a CPU.
+    """
+    return jnp.matmul(kernel.T, h, precision=jax.lax.Precision.HIGHEST)
+
+
+def broadcast_dense_product(kernel: jax.Array, h: jax.Array) -> jax.Array:
+    """``kernel.T @ h`` as a broadcast multiply and a sum over ``in`` (float32, no matmul).
+
+    Same shapes as :func:`dense_product`. XLA fuses it with the neighbouring elementwise work
+    instead of calling a matrix-product library: slower on a CPU, an alternative for
+    accelerators where these tiny products are launch-bound (``benchmarks/epoch_cost.py``).
+    """
+    return jnp.sum(kernel[:, :, None] * h[:, None, :], axis=0)
+
+
+def layer_products(choice: str, shapes: list[tuple[int, int]], platform: str) -> tuple[str, ...]:
+    """How each Dense layer computes its product: ``"matmul"`` or ``"broadcast"``.
+
+    Args:
+      choice: one of ``ibjax.config.LAYER_PRODUCTS``; ``"auto"`` picks ``"broadcast"`` on GPUs for
+        layers of at most :data:`BROADCAST_MAX_WEIGHTS` weights, else ``"matmul"``.
+      shapes: each layer's kernel shape ``(in, out)``, input to output.
+      platform: the JAX platform the program runs on (``jax.Device.platform``: cpu, gpu, tpu).
+    """
+    if choice != "auto":
+        return tuple(choice for _ in shapes)
+    return tuple("broadcast" if platform == "gpu" and fan_in * fan_out <= BROADCAST_MAX_WEIGHTS
+                 else "matmul" for fan_in, fan_out in shapes)
+
+
+PRODUCT_FNS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "matmul": dense_product,
+    "broadcast": broadcast_dense_product,
+}
+
+
 class FeatureMajorDense(nn.Module):
     """``kernel.T @ h + bias`` on features-major activations ``h`` of shape ``[in, batch]``.
 
     Parameters keep the usual layout (``kernel``: ``[in, out]``, ``bias``: ``[out]``). Keeping
     the batch as the contiguous axis makes XLA's CPU code several times faster for these tiny
     widths (3x measured on the paper network, 64 vmapped seeds). Products are full float32
-    (``Precision.HIGHEST``), not TF32, so a seed gives the same trajectory on CPU and GPU.
+    (not TF32), so a seed gives the same trajectory on CPU and GPU up to float rounding;
+    ``product`` names how it is written (a key of :data:`PRODUCT_FNS`).
     """
 
     features: int
+    product: str = "matmul"
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
         kernel = self.param("kernel", paper_kernel_init, (h.shape[0], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        # Full float32 products on every platform: GPUs would otherwise use TF32 and the same
-        # seed would bin differently there than on a CPU.
-        return jnp.matmul(kernel.T, h, precision=jax.lax.Precision.HIGHEST) + bias[:, None]
+        return PRODUCT_FNS[self.product](kernel, h) + bias[:, None]
 
 
 class MLP(nn.Module):
@@ -58,21 +105,26 @@ class MLP(nn.Module):
     activations ``[width, batch]`` followed by the softmax probabilities ``[num_classes, batch]``
     (the layers T of the information plane, input to output). Parameters are named
     ``Dense_0 ... Dense_L`` with ``kernel`` ``[in, out]`` and ``bias`` ``[out]``.
+    ``products`` gives each Dense layer's product (see :func:`layer_products`); empty means
+    ``"matmul"`` for all.
     """
 
     hidden: tuple[int, ...]
     num_classes: int
     activation: str = "tanh"
+    products: tuple[str, ...] = ()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
         act = ACTIVATION_FNS[self.activation]
         layers = []
         h = x
+        products = self.products or ("matmul",) * (len(self.hidden) + 1)
         for i, width in enumerate(self.hidden):
-            h = act(FeatureMajorDense(width, name=f"Dense_{i}")(h))
+            h = act(FeatureMajorDense(width, products[i], name=f"Dense_{i}")(h))
             layers.append(h)
-        logits = FeatureMajorDense(self.num_classes, name=f"Dense_{len(self.hidden)}")(h)
+        logits = FeatureMajorDense(self.num_classes, products[-1],
+                                   name=f"Dense_{len(self.hidden)}")(h)
         layers.append(jax.nn.softmax(logits, axis=0))
         return logits, layers
 

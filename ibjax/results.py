@@ -159,6 +159,10 @@ def merge(parts: list[xr.Dataset]) -> xr.Dataset:
                        compat="override", combine_attrs="override").sortby("seed")
     merged.attrs["config"] = configs[0].replace(num_seeds=int(seeds.size)).to_json()
     merged.attrs["merged_from"] = len(parts)
+    products = sorted({str(part.attrs["layer_products"]) for part in parts
+                       if "layer_products" in part.attrs})
+    if len(products) > 1:  # e.g. parts run on a CPU and on a GPU
+        merged.attrs["layer_products"] = "mixed: " + "; ".join(products)
     for key in ("compile_s", "run_s", "seed_epochs_per_s"):
         merged.attrs.pop(key, None)
     return merged
@@ -171,7 +175,8 @@ def summary(dataset: xr.Dataset) -> str:
     lines = ["configuration:"]
     lines += [f"  {name:15s} {value}" for name, value in config.to_dict().items()]
     lines.append(f"sizes: {dict(dataset.sizes)}")
-    for key in ("compile_s", "run_s", "seed_epochs_per_s", "device", "host", "jax_version"):
+    for key in ("compile_s", "run_s", "seed_epochs_per_s", "device", "host", "jax_version",
+                "layer_products"):
         if key in dataset.attrs:
             value = dataset.attrs[key]
             lines.append(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")

@@ -77,7 +77,7 @@ def _compiled_program(config: Config, num_seeds: int, devices: tuple[jax.Device,
                       target_segments: int = 50) -> Program:
     """Compiles init and one segment for ``num_seeds`` (a multiple of ``len(devices)``)."""
     dataset = load_dataset(config.dataset)
-    trainer = make_trainer(config, dataset)
+    trainer = make_trainer(config, dataset, platform=devices[0].platform)
     plan = make_plan(snapshot_epochs(config.snapshots, config.num_epochs), config.num_epochs,
                      target_segments=target_segments)
     by_seed, replicated = seed_sharding(devices)
@@ -224,6 +224,7 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         "seed_epochs_per_s": num_real * config.num_epochs / run_s,
         "num_devices": num_devices,
         "networks_per_chunk": chunk,
+        "layer_products": ",".join(program.trainer.layer_products),
         **hardware_info(devices),
     }
     return results.to_dataset(config.replace(num_seeds=num_real), seeds,

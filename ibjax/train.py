@@ -26,7 +26,7 @@ from ibjax.config import Config, num_train
 from ibjax.data import Dataset
 from ibjax.estimators import estimate_layer
 from ibjax.minibatches import make_batcher
-from ibjax.model import MLP, layer_names
+from ibjax.model import MLP, layer_names, layer_products
 from ibjax.permutation import permutation
 
 
@@ -100,6 +100,9 @@ class Trainer(NamedTuple):
         measured layer on the rows MI is measured on (``config.mi_samples``; features-major).
       num_layers: layers measured (hidden layers and the softmax output).
       layer_widths: their widths.
+      layer_products: each Dense layer's product, ``"matmul"`` or ``"broadcast"``
+        (``config.layer_product`` resolved for the platform, see
+        :func:`ibjax.model.layer_products`).
     """
 
     init: Callable[[jax.Array, jax.Array], TrainState]
@@ -108,6 +111,7 @@ class Trainer(NamedTuple):
     layer_activations: Callable[[Any], list[jax.Array]]
     num_layers: int
     layer_widths: tuple[int, ...]
+    layer_products: tuple[str, ...]
 
 
 def mi_sample_rows(mi_samples: str | int, num_samples: int, num_test: int) -> np.ndarray | None:
@@ -130,8 +134,12 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     return optax.inject_hyperparams(factory)(learning_rate=config.learning_rates[0])
 
 
-def make_trainer(config: Config, dataset: Dataset) -> Trainer:
-    """Builds the pure functions for ``config`` on ``dataset`` (validated first)."""
+def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) -> Trainer:
+    """Builds the pure functions for ``config`` on ``dataset`` (validated first).
+
+    ``platform`` is the JAX platform the functions will run on (``cpu``, ``gpu``, ``tpu``;
+    default ``jax.default_backend()``); it only decides ``config.layer_product="auto"``.
+    """
     config.validate_for(dataset)
     # All rows: the training pool x, then the separate test set if there is one.
     x_all_np = dataset.x if dataset.x_test is None else np.concatenate([dataset.x, dataset.x_test])
@@ -151,11 +159,14 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
     num_batches = math.ceil(n_train / batch_size)
     padded = num_batches * batch_size
     batch_valid = jnp.asarray(np.arange(padded) < n_train).reshape(num_batches, batch_size)
+    widths = (*config.hidden, dataset.num_classes)
+    kernel_shapes = list(zip((x_all_np.shape[1], *config.hidden), widths, strict=True))
+    products = layer_products(config.layer_product, kernel_shapes,
+                              platform or jax.default_backend())
     model = MLP(hidden=config.hidden, num_classes=dataset.num_classes,
-                activation=config.activation)
+                activation=config.activation, products=products)
     optimizer = make_optimizer(config)
     names = layer_names(len(config.hidden))
-    widths = (*config.hidden, dataset.num_classes)
     num_layers = len(widths)
     estimators = config.estimators
     settings = config.estimator_settings()
@@ -296,4 +307,4 @@ def make_trainer(config: Config, dataset: Dataset) -> Trainer:
 
     return Trainer(init=init, run_steps=run_steps, train_epoch=train_epoch,
                    layer_activations=layer_activations, num_layers=num_layers,
-                   layer_widths=widths)
+                   layer_widths=widths, layer_products=products)

@@ -25,11 +25,13 @@ def test_flags_reach_the_config():
     args = build_parser().parse_args(
         ["run", "--preset", "authors", "--seeds", "5", "--batch-size", "full", "--lr", "2e-4",
          "--activation", "relu", "--bin-range", "0,4", "--bins", "50", "--train-fraction",
-         "1", "--shuffle", "--hidden", "10-7-5-4-4-3"])
+         "1", "--shuffle", "--hidden", "10-7-5-4-4-3", "--layer-product", "broadcast"])
     cfg = config_from_args(args)
     assert (cfg.num_seeds, cfg.batch_size, cfg.learning_rate, cfg.activation, cfg.bin_range,
-            cfg.num_bins, cfg.train_fraction, cfg.shuffle, cfg.split, cfg.hidden) == (
-        5, None, 2e-4, "relu", (0.0, 4.0), 50, 1.0, True, "first", (10, 7, 5, 4, 4, 3))
+            cfg.num_bins, cfg.train_fraction, cfg.shuffle, cfg.split, cfg.hidden,
+            cfg.layer_product) == (
+        5, None, 2e-4, "relu", (0.0, 4.0), 50, 1.0, True, "first", (10, 7, 5, 4, 4, 3),
+        "broadcast")
     swept = config_from_args(build_parser().parse_args(["run", "--lr", "1e-4,4e-4"]))
     assert swept.learning_rate == (1e-4, 4e-4)
     default = config_from_args(build_parser().parse_args(["run"]))

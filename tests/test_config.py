@@ -55,6 +55,7 @@ BAD = [
     ({"snapshots": (0, 9000)}, "snapshots"),
     ({"snapshots": "every:0"}, "snapshots"),
     ({"dataset": "mnist"}, "dataset"),
+    ({"layer_product": "tf32"}, "layer_product"),
 ]
 
 

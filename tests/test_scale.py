@@ -31,6 +31,13 @@ def test_split_and_merge_equals_one_run():
     merged = merge([ibjax.run(CONFIG, seeds=[2, 3]), ibjax.run(CONFIG, seeds=[0, 1])])
     assert ibjax.config_of(merged).num_seeds == 4
     assert_same_trajectories(whole, merged)
+    assert merged.attrs["layer_products"] == whole.attrs["layer_products"]
+    # Parts computed with other layer products (e.g. on a GPU) are said to be mixed.
+    gpu_part = ibjax.run(CONFIG, seeds=[4])
+    gpu_part.attrs["layer_products"] = "broadcast,broadcast"
+    mixed = merge([merged, gpu_part])
+    assert mixed.attrs["layer_products"].startswith("mixed: ")
+    assert "broadcast,broadcast" in mixed.attrs["layer_products"]
 
 
 def test_merge_refuses_mismatches():
