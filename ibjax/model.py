@@ -50,8 +50,8 @@ def broadcast_dense_product(kernel: jax.Array, h: jax.Array) -> jax.Array:
     """``kernel.T @ h`` as a broadcast multiply and a sum over ``in`` (float32, no matmul).
 
     Same shapes as :func:`dense_product`. XLA fuses it with the neighbouring elementwise work
-    instead of calling a matrix-product library: slower on a CPU, an alternative for
-    accelerators where these tiny products are launch-bound (``benchmarks/epoch_cost.py``).
+    instead of calling a matrix-product library, one launch each: 2.7x faster training of the
+    paper network on an H100, 5x slower on a CPU (``benchmarks/epoch_cost.py``).
     """
     return jnp.sum(kernel[:, :, None] * h[:, None, :], axis=0)
 
@@ -60,8 +60,8 @@ def layer_products(choice: str, shapes: list[tuple[int, int]], platform: str) ->
     """How each Dense layer computes its product: ``"matmul"`` or ``"broadcast"``.
 
     Args:
-      choice: one of ``ibjax.config.LAYER_PRODUCTS``; ``"auto"`` picks ``"broadcast"`` on GPUs for
-        layers of at most :data:`BROADCAST_MAX_WEIGHTS` weights, else ``"matmul"``.
+      choice: one of ``ibjax.config.LAYER_PRODUCTS``; ``"auto"`` picks ``"broadcast"`` on GPUs
+        for layers of at most :data:`BROADCAST_MAX_WEIGHTS` weights, else ``"matmul"``.
       shapes: each layer's kernel shape ``(in, out)``, input to output.
       platform: the JAX platform the program runs on (``jax.Device.platform``: cpu, gpu, tpu).
     """
