@@ -4,7 +4,8 @@
 #   gpu.txt, log.txt (everything printed), throughput.jsonl and table.md (paper configuration,
 #   8000 epochs, 274 snapshots), estimators.json (cost per estimator), gpu.nc and cpu.nc (the
 #   same 8 seeds on the GPU and on the host CPU; compare with benchmarks/across_devices.py).
-# Each step has its own time limit, so one slow step cannot eat the others' results.
+# Each step has its own time limit, so one slow step cannot eat the others' results; all steps
+# together take about 9-10 minutes on one H100 (sum of the steps' times in results/gpu_h100).
 # Knobs (environment): SEEDS, PRODUCTS (layer products: auto, matmul, broadcast; see
 # benchmarks/throughput.py),
 # ABLATE=1 (benchmarks/epoch_cost.py ablations and device profile at ABLATE_SEEDS, then the
