@@ -8,8 +8,10 @@ bijection of ``[0, a * b)`` elementwise and walks cycles back into ``[0, n)`` (B
 shuffle (``benchmarks/epoch_cost.py``).
 
 The bijection is a mixed-radix Feistel network (as in format-preserving encryption) on
-``a = ceil(sqrt(n))`` by ``b = ceil(n / a)`` values, so the domain exceeds ``n`` by less than
-``a`` and few elements need a second step. Round functions hash the half-block with a round
+``a * b`` values (:func:`feistel_radices`): ``n`` itself when ``n >= 256`` and ``n = a * b``
+with ``a <= b <= 4a`` (3277 = 29 x 113, the paper's training set), so no element needs a second
+step; otherwise ``a = ceil(sqrt(n))``, ``b = ceil(n / a)``, a domain larger than ``n`` by less
+than ``a``, whose few outside elements walk. Round functions hash the half-block with a round
 key drawn from the JAX key (murmur3's 32-bit finaliser). As with any keyed shuffle this draws
 from a large family of permutations, not exactly uniformly from all ``n!``;
 ``tests/test_permutation.py`` checks, at small and at training-set sizes, that every position is
@@ -60,6 +62,27 @@ def _feistel(value: jax.Array, round_keys: jax.Array, radix_left: int,
     return left * jnp.uint32(radix_right) + right
 
 
+MAX_RADIX_RATIO = 4  # an exact factorisation n = a * b is used when b <= 4 a
+
+
+def feistel_radices(n: int) -> tuple[int, int]:
+    """The Feistel network's two radices ``(a, b)``, ``a <= b``, ``a * b >= n``.
+
+    For ``n >= 256``, ``a * b == n`` when ``n`` has a divisor ``a`` with
+    ``n / MAX_RADIX_RATIO <= a**2 <= n`` (the largest such ``a``); otherwise, and for smaller
+    ``n`` (where tiny radices would restrict the reachable permutations, e.g. ``3 = 1 x 3``
+    gives only rotations), ``a = ceil(sqrt(n))`` and ``b = ceil(n / a)``.
+    """
+    root = math.isqrt(n) if n >= 256 else 0
+    for a in range(root, 0, -1):
+        if a * a * MAX_RADIX_RATIO < n:
+            break
+        if n % a == 0:
+            return a, n // a
+    radix_left = math.isqrt(n - 1) + 1
+    return radix_left, -(-n // radix_left)
+
+
 def permutation(key: jax.Array, n: int) -> jax.Array:
     """A random permutation of ``range(n)`` from a JAX key.
 
@@ -75,15 +98,16 @@ def permutation(key: jax.Array, n: int) -> jax.Array:
     """
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < 2**31:
         raise ValueError(f"n must be an integer in [1, 2**31), got {n!r}")
-    radix_left = math.isqrt(n - 1) + 1
-    radix_right = -(-n // radix_left)
+    radix_left, radix_right = feistel_radices(n)
     round_keys = list(jax.random.bits(key, (num_rounds(n),), jnp.uint32))
+    first = _feistel(jnp.arange(n, dtype=jnp.uint32), round_keys, radix_left, radix_right)
+    if radix_left * radix_right == n:  # a bijection of [0, n) already
+        return first.astype(jnp.int32)
 
     def walk(value):
         outside = value >= n
         return jnp.where(outside, _feistel(value, round_keys, radix_left, radix_right), value)
 
     # Two unconditional steps put all but a handful of elements in range; the loop does the rest.
-    start = walk(walk(_feistel(jnp.arange(n, dtype=jnp.uint32), round_keys, radix_left,
-                               radix_right)))
+    start = walk(walk(first))
     return jax.lax.while_loop(lambda value: jnp.any(value >= n), walk, start).astype(jnp.int32)

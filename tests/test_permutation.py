@@ -97,6 +97,21 @@ def test_the_tests_detect_too_few_rounds(monkeypatch):
     assert min(p_position, p_pair) < P_VALUE
 
 
+def test_radices_factor_n_exactly_where_they_can():
+    # The paper's 3277 training rows: 29 x 113, no cycle walking; 4097 = 17 x 241 is too
+    # unbalanced and walks on 65 x 64; small n never use exact factors (3 = 1 x 3 would only
+    # reach rotations).
+    assert perm_module.feistel_radices(3277) == (29, 113)
+    assert perm_module.feistel_radices(4096) == (64, 64)
+    assert perm_module.feistel_radices(4097) == (65, 64)
+    assert perm_module.feistel_radices(3) == (2, 2)
+    for n in range(1, 3000, 7):
+        a, b = perm_module.feistel_radices(n)
+        assert a * b >= n and a * b - n < max(a, b)
+        if a * b == n and n >= 256:
+            assert a <= b <= perm_module.MAX_RADIX_RATIO * a
+
+
 def test_rounds_and_bad_sizes():
     assert num_rounds(3277) == 8 and num_rounds(100) == 16
     for bad in (0, -3, 2**31, 2.5, True):
