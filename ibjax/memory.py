@@ -4,16 +4,40 @@ XLA reports, for a compiled program, the bytes of its arguments, outputs and tem
 this workload they grow linearly with the number of networks (the snapshot measurement of all
 layers on all samples dominates: about 1.4 MB per network on the paper task). The budget is a
 fraction of each device's memory limit, or, for CPU devices that share the host's RAM, of the
-memory available on the host split among them.
+memory available on the host split among them. The fraction is 0.6 unless the environment sets
+``IBJAX_MEMORY_FRACTION`` (a number in (0, 1]): several runs sharing one host (a job array's
+``--seed-range`` parts on one node, say) should each get their share of it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import jax
 
+from ibjax.config import ConfigError
+
 BUDGET_FRACTION = 0.6
+FRACTION_VARIABLE = "IBJAX_MEMORY_FRACTION"
+
+
+def budget_fraction() -> float:
+    """The fraction of a device's memory a run may plan for: ``$IBJAX_MEMORY_FRACTION`` or 0.6.
+
+    Raises:
+      ConfigError: (a ValueError) the variable is set but not a number in (0, 1].
+    """
+    text = os.environ.get(FRACTION_VARIABLE)
+    if text is None:
+        return BUDGET_FRACTION
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"{FRACTION_VARIABLE} must be a number in (0, 1], got {text!r}")
+    return value
 
 
 def program_bytes(compiled) -> int | None:
@@ -51,11 +75,11 @@ def device_budget_bytes(devices: Sequence[jax.Device]) -> int | None:
         if "bytes_limit" in stats:
             limits.append(int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)))
     if limits:
-        return int(min(limits) * BUDGET_FRACTION)
+        return int(min(limits) * budget_fraction())
     available = host_available_bytes()
     if available is None:
         return None
-    return int(available * BUDGET_FRACTION / len(devices))
+    return int(available * budget_fraction() / len(devices))
 
 
 def networks_per_chunk(num_networks: int, bytes_for_all: int | None, budget: int | None,

@@ -25,7 +25,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from ibjax import checkpoint, results
 from ibjax.config import Config, ConfigError, snapshot_epochs
 from ibjax.data import Dataset, load_dataset, register
-from ibjax.memory import device_budget_bytes, networks_per_chunk, program_bytes
+from ibjax.memory import (
+    budget_fraction,
+    device_budget_bytes,
+    networks_per_chunk,
+    program_bytes,
+)
 from ibjax.plan import Plan, make_plan
 from ibjax.train import Measurement, Steps, Trainer, make_trainer
 
@@ -155,18 +160,10 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
       CheckpointError: ``resume`` without a matching checkpoint.
       RunInterrupted: Ctrl-C; the finished segments are in the checkpoint, if one was asked for.
     """
-    if data is not None:
-        if not isinstance(data, Dataset):
-            raise ConfigError(f"data must be an ibjax Dataset (see ibjax.make_dataset), got "
-                              f"{type(data).__name__}")
-        config = config.replace(dataset=register(data))
-    config.validate()
-    dataset = load_dataset(config.dataset)
-    config = config.validate_for(dataset).resolved(dataset.num_test)
-    seeds = np.arange(config.num_seeds) if seeds is None else np.asarray(seeds)
-    if seeds.ndim != 1 or seeds.size == 0 or (seeds < 0).any() or len(set(seeds)) != seeds.size:
-        raise ConfigError(f"seeds must be distinct non-negative integers, got {seeds!r}")
-    seeds = seeds.astype(np.int32)
+    config, seeds = prepare(config, seeds, data)
+    if isinstance(target_segments, bool) or not isinstance(target_segments, int) or (
+            target_segments < 1):
+        raise ConfigError(f"target_segments must be an integer >= 1, got {target_segments!r}")
     saved = None
     if resume:
         if checkpoint_path is None:
@@ -184,9 +181,6 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     all_padded = -(-num_real // num_devices) * num_devices
     static = config.replace(num_seeds=1)
     misses_before = _compiled_program.cache_info().misses
-    if isinstance(target_segments, bool) or not isinstance(target_segments, int) or (
-            target_segments < 1):
-        raise ConfigError(f"target_segments must be an integer >= 1, got {target_segments!r}")
     program = _compiled_program(static, all_padded, devices, target_segments)
     budget = device_budget_bytes(devices)
     chunk = networks_per_chunk(all_padded, program_bytes(program.segment), budget, num_devices)
@@ -230,6 +224,34 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     return results.to_dataset(config.replace(num_seeds=num_real), seeds,
                               program.plan.snapshot_epochs, program.trainer.layer_widths,
                               stacked, info, diverged_epoch=diverged_epoch)
+
+
+def prepare(config: Config, seeds: Sequence[int] | None = None,
+            data: Dataset | None = None) -> tuple[Config, np.ndarray]:
+    """Checks a run's inputs before anything is compiled.
+
+    Returns:
+      ``(config, seeds)``: the validated configuration with its data-dependent defaults
+      resolved (and ``dataset`` naming ``data`` if given), and the ``[num_seeds]`` int32 seed
+      indices (``range(config.num_seeds)`` by default).
+
+    Raises:
+      ConfigError: a bad configuration, data or seed list, or ``$IBJAX_MEMORY_FRACTION``.
+    """
+    if data is not None:
+        if not isinstance(data, Dataset):
+            raise ConfigError(f"data must be an ibjax Dataset (see ibjax.make_dataset), got "
+                              f"{type(data).__name__}")
+        config = config.replace(dataset=register(data))
+    config.validate()
+    dataset = load_dataset(config.dataset)
+    config = config.validate_for(dataset).resolved(dataset.num_test)
+    seeds = np.arange(config.num_seeds) if seeds is None else np.asarray(seeds)
+    if (seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer)
+            or (seeds < 0).any() or len(set(seeds.tolist())) != seeds.size):
+        raise ConfigError(f"seeds must be distinct non-negative integers, got {seeds!r}")
+    budget_fraction()  # a bad $IBJAX_MEMORY_FRACTION fails here, not after compiling
+    return config, seeds.astype(np.int32)
 
 
 class _SegmentLoop:

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from test_robustness import CONFIG
 from test_scale import assert_same_trajectories
 
@@ -31,3 +32,30 @@ def test_chunked_run_equals_one_batch():
     assert chunked.attrs["networks_per_chunk"] == 2
     assert_same_trajectories(whole, chunked)
     np.testing.assert_array_equal(chunked.diverged_epoch.values, -1)
+
+
+def test_memory_fraction_from_the_environment(monkeypatch):
+    import jax
+
+    from ibjax import memory
+
+    monkeypatch.setattr(memory, "host_available_bytes", lambda: 10_000)
+    devices = [jax.local_devices()[0]] * 2  # host memory split among CPU devices
+    if devices[0].platform != "cpu":
+        return
+    assert memory.device_budget_bytes(devices) == 3_000  # the default 0.6
+    monkeypatch.setenv("IBJAX_MEMORY_FRACTION", "0.25")
+    assert memory.device_budget_bytes(devices) == 1_250
+    for bad in ("0", "1.5", "half", "nan"):
+        monkeypatch.setenv("IBJAX_MEMORY_FRACTION", bad)
+        with pytest.raises(ibjax.ConfigError, match="IBJAX_MEMORY_FRACTION must be a number"):
+            memory.budget_fraction()
+    traces = _compiled_program.cache_info().misses
+    with pytest.raises(ibjax.ConfigError, match="IBJAX_MEMORY_FRACTION"):
+        ibjax.run(CONFIG.replace(num_seeds=3, num_epochs=3))  # before anything is compiled
+    assert _compiled_program.cache_info().misses == traces
+
+
+def test_seeds_must_be_integers():
+    with pytest.raises(ibjax.ConfigError, match="seeds must be distinct non-negative integers"):
+        ibjax.run(CONFIG, seeds=[0.5, 1.5])
