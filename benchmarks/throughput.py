@@ -29,16 +29,20 @@ def main() -> None:
     parser.add_argument("--preset", choices=("default", "authors"), default="default")
     parser.add_argument("--layer-product", choices=("auto", "matmul", "broadcast"),
                         default="auto", help="Config.layer_product (default auto)")
+    parser.add_argument("--training-group", type=int, default=None,
+                        help="networks a device trains at once (ibjax.run's training_group; "
+                             "default: the platform's, 64 on a CPU)")
     args = parser.parse_args()
     make = ibjax.Config.authors if args.preset == "authors" else ibjax.Config
     config = make(num_seeds=args.seeds, num_epochs=args.epochs, snapshots=args.snapshots,
                   layer_product=args.layer_product)
     hardware = {**hardware_info(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
     print("hardware:", json.dumps(hardware))
-    result = ibjax.run(config)
+    result = ibjax.run(config, training_group=args.training_group)
     print(json.dumps({
         "seeds": args.seeds, "epochs": args.epochs, "snapshots": result.sizes["epoch"],
         "preset": args.preset, "layer_products": result.attrs["layer_products"],
+        "training_groups": result.attrs["training_groups"],
         "compile_s": round(result.attrs["compile_s"], 2),
         "run_s": round(result.attrs["run_s"], 2),
         "seed_epochs_per_s": round(result.attrs["seed_epochs_per_s"], 1),

@@ -1,8 +1,9 @@
 """Running a configuration: all seeds in one compiled program, segment by segment.
 
-``run(config)`` validates, compiles ``jit(vmap(trainer.run_steps))`` once (cached per
-configuration and seed count), then calls it for each segment of the plan, keeping the state on
-the device; only each segment's snapshot measurements come back to the host.
+``run(config)`` validates, compiles one segment program once (cached per configuration and seed
+count: the trainer's steps vmapped over the networks, trained in groups on a CPU, see
+:mod:`ibjax.segment`), then calls it for each segment of the plan, keeping the state on the
+device; only each segment's snapshot measurements come back to the host.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ibjax.memory import (
     program_bytes,
 )
 from ibjax.plan import Plan, make_plan
+from ibjax.segment import batched_steps, grouped_steps, num_training_groups, training_group_size
 from ibjax.train import Measurement, Steps, Trainer, make_trainer
 
 # Counts traces of the segment program; a test checks that a second run does not retrace.
@@ -65,6 +67,7 @@ class Program(NamedTuple):
     init: Callable
     segment: Callable
     compile_s: float
+    training_groups: int
 
 
 def seed_sharding(devices: tuple[jax.Device, ...]) -> tuple[NamedSharding, NamedSharding]:
@@ -79,17 +82,29 @@ def seed_sharding(devices: tuple[jax.Device, ...]) -> tuple[NamedSharding, Named
 
 @functools.lru_cache(maxsize=16)
 def _compiled_program(config: Config, num_seeds: int, devices: tuple[jax.Device, ...],
-                      target_segments: int = 50) -> Program:
-    """Compiles init and one segment for ``num_seeds`` (a multiple of ``len(devices)``)."""
+                      target_segments: int = 50, training_group: int | None = None) -> Program:
+    """Compiles init and one segment for ``num_seeds`` (a multiple of ``len(devices)``).
+
+    Each device trains its networks in groups of at most ``training_group`` (None: the
+    platform's default, :func:`ibjax.segment.training_group_size`) and measures them all at once.
+    """
     dataset = load_dataset(config.dataset)
     trainer = make_trainer(config, dataset, platform=devices[0].platform)
     plan = make_plan(snapshot_epochs(config.snapshots, config.num_epochs), config.num_epochs,
                      target_segments=target_segments)
     by_seed, replicated = seed_sharding(devices)
+    groups = num_training_groups(num_seeds // len(devices),
+                                 training_group_size(training_group, devices[0].platform))
+    if groups == 1:
+        steps_fn = batched_steps(trainer)
+    else:  # each device groups its own networks: no network moves between devices
+        steps_fn = jax.shard_map(grouped_steps(trainer, groups), mesh=by_seed.mesh,
+                                 in_specs=(by_seed.spec, replicated.spec), out_specs=by_seed.spec,
+                                 check_vma=False)
 
     def segment(state, steps):
         TRACE_COUNT["segment"] += 1
-        return jax.vmap(trainer.run_steps, in_axes=(0, None))(state, steps)
+        return steps_fn(state, steps)
 
     start = time.perf_counter()
     seeds = jax.ShapeDtypeStruct((num_seeds,), jnp.int32, sharding=by_seed)
@@ -102,7 +117,7 @@ def _compiled_program(config: Config, num_seeds: int, devices: tuple[jax.Device,
         jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.int32, sharding=replicated),
         jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.bool_, sharding=replicated))
     compiled = jax.jit(segment, out_shardings=by_seed).lower(state_shape, steps).compile()
-    return Program(trainer, plan, init, compiled, time.perf_counter() - start)
+    return Program(trainer, plan, init, compiled, time.perf_counter() - start, groups)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -121,7 +136,8 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         resume: bool = False,
         max_networks_per_chunk: int | None = None,
         target_segments: int = 50,
-        data: Dataset | None = None) -> xr.Dataset:
+        data: Dataset | None = None,
+        training_group: int | None = None) -> xr.Dataset:
     """Trains one network per seed, all at once, and measures them at every snapshot.
 
     The seed axis is split over ``devices`` (all local devices by default; on a CPU host the
@@ -149,11 +165,16 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
       data: your own data (a :class:`~ibjax.data.Dataset` from :func:`ibjax.make_dataset` or
         :func:`ibjax.load_file`) instead of ``config.dataset``; the results' configuration then
         names it ``arrays:NAME:HASH``.
+      training_group: most networks a device trains at once; more are trained group after
+        group, then all are measured together, in the same compiled step (see
+        :mod:`ibjax.segment`). Default: 64 on a CPU (faster there for large seed counts), no
+        limit on GPUs and TPUs. Only speed changes (results agree up to float rounding).
 
     Returns:
       The results Dataset (see :mod:`ibjax.results`); ``attrs`` hold ``compile_s``, ``run_s``,
       ``seed_epochs_per_s`` (network-epochs per second: seeds x learning rates) and the
-      hardware; ``diverged_epoch`` flags networks whose weights became NaN/inf.
+      hardware, ``networks_per_chunk`` and ``training_groups`` (per device and chunk);
+      ``diverged_epoch`` flags networks whose weights became NaN/inf.
 
     Raises:
       ConfigError: bad configuration or seeds, before anything is compiled.
@@ -164,6 +185,11 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     if isinstance(target_segments, bool) or not isinstance(target_segments, int) or (
             target_segments < 1):
         raise ConfigError(f"target_segments must be an integer >= 1, got {target_segments!r}")
+    if training_group is not None and (isinstance(training_group, bool) or not isinstance(
+            training_group, (int, np.integer)) or training_group < 1):
+        raise ConfigError(f"training_group must be None or an integer >= 1, got "
+                          f"{training_group!r}")
+        training_group = int(training_group)
     saved = None
     if resume:
         if checkpoint_path is None:
@@ -181,14 +207,14 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     all_padded = -(-num_real // num_devices) * num_devices
     static = config.replace(num_seeds=1)
     misses_before = _compiled_program.cache_info().misses
-    program = _compiled_program(static, all_padded, devices, target_segments)
+    program = _compiled_program(static, all_padded, devices, target_segments, training_group)
     budget = device_budget_bytes(devices)
     chunk = networks_per_chunk(all_padded, program_bytes(program.segment), budget, num_devices)
     if max_networks_per_chunk is not None:
         chunk = min(chunk, max(num_devices,
                                max_networks_per_chunk // num_devices * num_devices))
     while chunk < all_padded:  # does not fit at once: a program for one chunk of networks
-        program = _compiled_program(static, chunk, devices, target_segments)
+        program = _compiled_program(static, chunk, devices, target_segments, training_group)
         needed = program_bytes(program.segment)
         if budget is None or needed is None or needed <= budget or chunk == num_devices:
             break
@@ -218,6 +244,7 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         "seed_epochs_per_s": num_real * config.num_epochs / run_s,
         "num_devices": num_devices,
         "networks_per_chunk": chunk,
+        "training_groups": program.training_groups,
         "layer_products": ",".join(program.trainer.layer_products),
         **hardware_info(devices),
     }

@@ -96,7 +96,13 @@ class Trainer(NamedTuple):
 
     Attributes:
       init: ``init(seed_index, learning_rate) -> TrainState``.
-      run_steps: ``run_steps(state, steps) -> (state, Measurement)`` with a leading step axis.
+      run_steps: ``run_steps(state, steps) -> (state, Measurement)`` with a leading step axis:
+        for each step, ``train_steps`` then ``measure_if``.
+      train_steps: ``train_steps(state, num_epochs) -> (state, (grad_mean, grad_std))``: the
+        training half of a step (the gradient statistics are each ``[num_layers]``).
+      measure_if: ``measure_if(state, do_measure) -> (ixt, ity, train_loss, train_accuracy,
+        test_loss, test_accuracy)``: the measuring half, NaNs when ``do_measure`` is False.
+        Split so a caller can train seeds in small groups and measure them all at once.
       train_epoch: ``train_epoch(state) -> (state, kernel_grads)``: one epoch; the gradients
         are each layer's ``[num_batches, in, out]`` minibatch weight gradients.
       layer_activations: ``layer_activations(params) -> list of [width, num_mi_rows]``, every
@@ -110,6 +116,8 @@ class Trainer(NamedTuple):
 
     init: Callable[[jax.Array, jax.Array], TrainState]
     run_steps: Callable[[TrainState, Steps], tuple[TrainState, Measurement]]
+    train_steps: Callable[[TrainState, jax.Array], tuple[TrainState, tuple[jax.Array, jax.Array]]]
+    measure_if: Callable[[TrainState, jax.Array], tuple[jax.Array, ...]]
     train_epoch: Callable[[TrainState], tuple[TrainState, list[jax.Array]]]
     layer_activations: Callable[[Any], list[jax.Array]]
     num_layers: int
@@ -283,8 +291,11 @@ def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) 
     nan_mi = jnp.full((len(estimators), num_layers), jnp.nan, jnp.float32)
     nan_scalar = jnp.asarray(jnp.nan, jnp.float32)
 
-    def run_step(state: TrainState, step: tuple[jax.Array, jax.Array]):
-        num_epochs, do_measure = step
+    def train_steps(state: TrainState, num_epochs: jax.Array) -> tuple[TrainState, tuple[
+            jax.Array, jax.Array]]:
+        """Trains ``num_epochs`` epochs (0 allowed); returns the state and the last epoch's
+        gradient statistics ``(grad_mean, grad_std)``, each ``[num_layers]`` (NaN without an
+        epoch or once diverged)."""
         rows = batcher.train_rows(state.train_index)  # gathered once per step, not per epoch
         state = jax.lax.fori_loop(
             0, jnp.maximum(num_epochs - 1, 0), lambda _, s: epoch_with_rows(s, rows)[0], state)
@@ -296,12 +307,21 @@ def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) 
         state, (grad_mean, grad_std) = jax.lax.cond(
             num_epochs > 0, last_epoch, lambda s: (s, (nan_layers, nan_layers)), state)
         invalid = state.diverged_at >= 0
-        grad_mean = jnp.where(invalid, jnp.nan, grad_mean)
-        grad_std = jnp.where(invalid, jnp.nan, grad_std)
-        ixt, ity, train_loss, train_acc, test_loss, test_acc = jax.lax.cond(
+        return state, (jnp.where(invalid, jnp.nan, grad_mean), jnp.where(invalid, jnp.nan,
+                                                                          grad_std))
+
+    def measure_if(state: TrainState, do_measure: jax.Array) -> tuple[jax.Array, ...]:
+        """:func:`measure` when ``do_measure`` (a scalar bool shared by all seeds), else NaNs:
+        ``(ixt, ity, train_loss, train_accuracy, test_loss, test_accuracy)``."""
+        return jax.lax.cond(
             do_measure, measure,
             lambda s: (nan_mi, nan_mi, nan_scalar, nan_scalar, nan_scalar, nan_scalar),
             state)
+
+    def run_step(state: TrainState, step: tuple[jax.Array, jax.Array]):
+        num_epochs, do_measure = step
+        state, (grad_mean, grad_std) = train_steps(state, num_epochs)
+        ixt, ity, train_loss, train_acc, test_loss, test_acc = measure_if(state, do_measure)
         return state, Measurement(ixt, ity, grad_mean, grad_std, train_loss, train_acc,
                                   test_loss, test_acc)
 
@@ -311,6 +331,7 @@ def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) 
     def layer_activations(params) -> list[jax.Array]:
         return model.apply(params, x_mi_t)[1]
 
-    return Trainer(init=init, run_steps=run_steps, train_epoch=train_epoch,
+    return Trainer(init=init, run_steps=run_steps, train_steps=train_steps,
+                   measure_if=measure_if, train_epoch=train_epoch,
                    layer_activations=layer_activations, num_layers=num_layers,
                    layer_widths=widths, layer_products=products)
