@@ -61,8 +61,8 @@ class Config:
       bin_width: bin width of ``binning-width`` (Saxe et al. used 0.07 on this task).
       kde_variance: noise variance s2 of the KDE bounds (Saxe et al.: 1e-3 on this task).
       snapshots: when to measure: ``"log"`` (the authors' 400-point log-2 schedule, 274 epochs
-        for 8000), ``"log:N"`` (N points), ``"every:K"`` (epochs 0, K, 2K, ... <= num_epochs),
-        or an explicit tuple of epochs in ``[0, num_epochs]``.
+        for 8000), ``"log:N"`` (N points), ``"every:K"`` (epochs 0, K, 2K, ... <= num_epochs;
+        at most ``MAX_SNAPSHOTS``), or an explicit tuple of epochs in ``[0, num_epochs]``.
       dataset: the task: ``var_u`` (the paper's 4096 12-bit patterns), ``file:PATH`` (an
         ``.npz`` file or an MNIST folder, see :func:`ibjax.data.load_file`), or arrays given
         to :func:`ibjax.run` as ``data=`` (``arrays:...``, set by ``run``).
@@ -300,6 +300,12 @@ def validate_range(name: str, value: Any) -> tuple[float, float]:
     return lo, hi
 
 
+MAX_SNAPSHOTS = 1_000_000
+"""Most snapshots ``every:K`` may give: results keep every snapshot of every network, and the
+plan is built on the host (``every:1`` over 10**9 epochs would need tens of GB before any
+check could run)."""
+
+
 def snapshot_epochs(spec: str | tuple[int, ...], num_epochs: int) -> tuple[int, ...]:
     """The sorted, distinct epochs at which a run measures (epoch 0 = the initial network).
 
@@ -321,6 +327,11 @@ def snapshot_epochs(spec: str | tuple[int, ...], num_epochs: int) -> tuple[int, 
             return tuple(int(e) for e in np.unique(grid.astype(int)) - 1)
         if kind == "every" and arg:
             step = _parse_count("snapshots", arg, default=None)
+            count = num_epochs // step + 1
+            if count > MAX_SNAPSHOTS:
+                raise ConfigError(
+                    f"snapshots: {spec!r} over {num_epochs} epochs gives {count} snapshots; at "
+                    f"most {MAX_SNAPSHOTS} (every snapshot is kept): use a larger K or 'log'")
             return tuple(range(0, num_epochs + 1, step))
         raise ConfigError(
             f"snapshots must be 'log', 'log:N', 'every:K' or a list of epochs, got {spec!r}")

@@ -54,6 +54,7 @@ BAD = [
     ({"snapshots": "often"}, "snapshots"),
     ({"snapshots": (0, 9000)}, "snapshots"),
     ({"snapshots": "every:0"}, "snapshots"),
+    ({"num_epochs": 10**9, "snapshots": "every:1"}, "snapshots"),  # 10**9 + 1 snapshots
     ({"dataset": "mnist"}, "dataset"),
     ({"layer_product": "tf32"}, "layer_product"),
 ]
