@@ -72,21 +72,27 @@ def test_cli_seed_range_and_merge(tmp_path, capsys):
 
 
 def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
-    """6 seeds over 4 host devices (padded to 8) against the same seeds on one device."""
+    """6 seeds over 4 host devices (padded to 8) against the same seeds on one device; also
+    with each device training its 2 networks one at a time (grouped, under shard_map)."""
     script = textwrap.dedent(f"""
         import jax, ibjax
         assert len(jax.local_devices()) == 4, jax.local_devices()
-        ds = ibjax.run(ibjax.Config.from_json({CONFIG.to_json()!r}), seeds=range(6))
-        assert ds.attrs["num_devices"] == 4
+        config = ibjax.Config.from_json({CONFIG.to_json()!r})
+        ds = ibjax.run(config, seeds=range(6))
+        assert ds.attrs["num_devices"] == 4 and ds.attrs["training_groups"] == 1
         ibjax.save(ds, {str(tmp_path / "sharded.nc")!r})
+        grouped = ibjax.run(config, seeds=range(6), training_group=1)
+        assert grouped.attrs["training_groups"] == 2
+        ibjax.save(grouped, {str(tmp_path / "grouped.nc")!r})
     """)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
            "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    sharded = ibjax.load(tmp_path / "sharded.nc")
-    assert_same_trajectories(ibjax.run(CONFIG, seeds=range(6)), sharded)
+    one_device = ibjax.run(CONFIG, seeds=range(6))
+    assert_same_trajectories(one_device, ibjax.load(tmp_path / "sharded.nc"))
+    assert_same_trajectories(one_device, ibjax.load(tmp_path / "grouped.nc"))
 
 
 def test_learning_rates_batched_in_one_program(tmp_path):
