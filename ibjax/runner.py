@@ -185,11 +185,12 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     if isinstance(target_segments, bool) or not isinstance(target_segments, int) or (
             target_segments < 1):
         raise ConfigError(f"target_segments must be an integer >= 1, got {target_segments!r}")
-    if training_group is not None and (isinstance(training_group, bool) or not isinstance(
-            training_group, (int, np.integer)) or training_group < 1):
-        raise ConfigError(f"training_group must be None or an integer >= 1, got "
-                          f"{training_group!r}")
-        training_group = int(training_group)
+    if training_group is not None:
+        if isinstance(training_group, bool) or not isinstance(
+                training_group, (int, np.integer)) or training_group < 1:
+            raise ConfigError(f"training_group must be None or an integer >= 1, got "
+                              f"{training_group!r}")
+        training_group = int(training_group)  # a plain int: part of the program cache key
     saved = None
     if resume:
         if checkpoint_path is None:
