@@ -7,13 +7,14 @@ Times ``--epochs`` training epochs of ``--seeds`` vmapped paper networks (batch 
 minibatch steps an epoch, no measurement) on one device, for each of ``--variants``:
 
 - ``default``: Adam, rows reshuffled every epoch (a keyed Feistel permutation, see
-  ibjax.permutation), ``layer_product="auto"`` (matrix products on a CPU, broadcast-and-sum
-  products on a GPU);
+  ibjax.permutation), ``layer_product="auto"`` (ibjax's native products on a CPU where they
+  build, broadcast-and-sum products on a GPU);
 - ``no-shuffle``, ``sgd``, ``sgd-no-shuffle``: the differences are the cost of the shuffle and
   of Adam's update;
-- ``matmul``, ``broadcast``: every layer's product as a full-float32 matrix product, or as a
-  broadcast multiply and a sum over the input features (which XLA fuses with its neighbours
-  instead of calling a matrix-product library);
+- ``matmul``, ``broadcast``, ``native``: every layer's product as XLA's full-float32 matrix
+  product, as a broadcast multiply and a sum over the input features (which XLA fuses with its
+  neighbours instead of calling a matrix-product library), or by ibjax's own CPU routines
+  (:mod:`ibjax.native_products`);
 - ``tf32``: matrix products at the backend's default precision (TF32 on recent NVIDIA GPUs),
   for reference only: ibjax uses full float32.
 
@@ -57,6 +58,7 @@ VARIANTS = {
     "sgd-no-shuffle": ({"optimizer": "sgd", "shuffle": False}, None),
     "matmul": ({"layer_product": "matmul"}, None),
     "broadcast": ({"layer_product": "broadcast"}, None),
+    "native": ({"layer_product": "native"}, None),
     "tf32": ({"layer_product": "matmul"}, default_precision_product),
 }
 

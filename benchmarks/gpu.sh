@@ -11,8 +11,9 @@
 # ABLATE=1 (benchmarks/epoch_cost.py ablations and device profile at ABLATE_SEEDS, then the
 # default variant under other XLA command-buffer settings), TESTS=1 (the GPU-relevant tests,
 # or TEST_ARGS),
-# EST_SEEDS (0 skips the estimator costs), ACROSS (0 skips), MORE_SEEDS (empty skips),
-# BASELINE_EPOCHS (0 skips).
+# EST_SEEDS (0 skips the estimator costs), ACROSS (0 skips), CPU_PRODUCTS (0 skips timing the
+# host CPU's training epoch with native against XLA matmul products), MORE_SEEDS (empty
+# skips), BASELINE_EPOCHS (0 skips).
 # From the repository root:
 #   bash benchmarks/gpu.sh
 #   SEEDS="2" EPOCHS=20 EST_SEEDS=2 ACROSS=0 BASELINE_EPOCHS=20 bash benchmarks/gpu.sh  # quick
@@ -55,7 +56,8 @@ if [ "${TESTS:-1}" = 1 ]; then
   # shellcheck disable=SC2086  # TEST_ARGS is a list of words
   step 120 "$py" -m pytest -q -p no:cacheprovider ${TEST_ARGS:-tests/test_permutation.py \
     tests/test_minibatches.py tests/test_binning.py::test_both_bin_index_paths_count_edges_exactly \
-    tests/test_train.py::test_broadcast_products_train_like_matrix_products}
+    tests/test_train.py::test_products_train_like_matrix_products tests/test_segment.py \
+    tests/test_native_products.py}
 fi
 if [ "${EST_SEEDS:-100}" != 0 ]; then
   step 150 "$py" benchmarks/estimators.py --seeds "${EST_SEEDS:-100}" --repeats 2 \
@@ -65,6 +67,10 @@ if [ "${ACROSS:-1}" = 1 ]; then
   step 120 "$py" benchmarks/across_devices.py run --out "$out/gpu.nc"
   JAX_PLATFORMS=cpu step 150 "$py" benchmarks/across_devices.py run --out "$out/cpu.nc"
   step 60 "$py" benchmarks/across_devices.py compare "$out/cpu.nc" "$out/gpu.nc"
+fi
+if [ "${CPU_PRODUCTS:-1}" = 1 ]; then
+  JAX_PLATFORMS=cpu step 120 "$py" benchmarks/epoch_cost.py --seeds 50 --epochs 200 \
+    --variants default,matmul
 fi
 for seeds in ${MORE_SEEDS-10 1}; do
   step "${STEP_S:-150}" "$py" benchmarks/throughput.py --seeds "$seeds" --epochs "${EPOCHS:-8000}"

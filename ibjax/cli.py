@@ -205,8 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="log (default), log:N, every:K or a list of epochs")
     run.add_argument("--layer-product", dest="layer_product", choices=LAYER_PRODUCTS,
                      help="how layer products are computed, full float32 either way: auto "
-                          "(default: broadcast on GPUs for small layers, else matmul), matmul "
-                          "or broadcast")
+                          "(default: native on CPUs where it builds, broadcast on GPUs for "
+                          "small layers, else matmul), matmul, broadcast or native (ibjax's "
+                          "own CPU routines, built with the system's C++ compiler)")
     run.add_argument("--seed-range", type=_seed_range, dest="seed_range",
                      help="a:b runs only seeds a..b-1, with the keys they have in a full run "
                           "(for job arrays; join the files with 'ibjax merge')")

@@ -12,6 +12,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ibjax import native_products
+from ibjax.config import ConfigError
+
 ACTIVATION_FNS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
@@ -36,6 +39,12 @@ def paper_kernel_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
 # product, which uses the GPU's matrix units; the threshold between the two was not measured.
 BROADCAST_MAX_WEIGHTS = 256
 
+# layer_product="auto" uses ibjax's native products on CPUs for layers of at most this many
+# weights. Forward and backward of one layer, 16 vmapped seeds, batch 512, on a 2-core AMD EPYC,
+# native against XLA's matmul: 0.80x the time at 12 x 10, 0.97-0.99x at 16 x 16 and 32 x 32,
+# 1.33x at 64 x 64, 2.8x at 256 x 256 (the routines have no cache blocking).
+NATIVE_MAX_WEIGHTS = 1024
+
 
 def dense_product(kernel: jax.Array, h: jax.Array) -> jax.Array:
     """``kernel.T @ h`` in full float32: ``kernel`` ``[in, out]``, ``h`` ``[in, batch]``.
@@ -57,23 +66,40 @@ def broadcast_dense_product(kernel: jax.Array, h: jax.Array) -> jax.Array:
 
 
 def layer_products(choice: str, shapes: list[tuple[int, int]], platform: str) -> tuple[str, ...]:
-    """How each Dense layer computes its product: ``"matmul"`` or ``"broadcast"``.
+    """How each Dense layer computes its product: ``"matmul"``, ``"broadcast"`` or ``"native"``.
 
     Args:
-      choice: one of ``ibjax.config.LAYER_PRODUCTS``; ``"auto"`` picks ``"broadcast"`` on GPUs
-        for layers of at most :data:`BROADCAST_MAX_WEIGHTS` weights, else ``"matmul"``.
+      choice: one of ``ibjax.config.LAYER_PRODUCTS``; ``"auto"`` picks ``"native"`` on CPUs
+        for layers of at most :data:`NATIVE_MAX_WEIGHTS` weights where
+        :func:`ibjax.native_products.available`, ``"broadcast"`` on GPUs for layers of at most
+        :data:`BROADCAST_MAX_WEIGHTS` weights, else ``"matmul"``.
       shapes: each layer's kernel shape ``(in, out)``, input to output.
       platform: the JAX platform the program runs on (``jax.Device.platform``: cpu, gpu, tpu).
+
+    Raises:
+      ConfigError: ``"native"`` asked for on another platform than cpu, or where it cannot be
+        built (the message says why).
     """
+    if choice == "native":
+        if platform != "cpu":
+            raise ConfigError(f"layer_product='native' runs on CPUs only, not on {platform}; "
+                             "use 'auto', 'matmul' or 'broadcast'")
+        if not native_products.available():
+            raise ConfigError("layer_product='native' is not available here: "
+                             f"{native_products.unavailable_reason()}")
     if choice != "auto":
         return tuple(choice for _ in shapes)
-    return tuple("broadcast" if platform == "gpu" and fan_in * fan_out <= BROADCAST_MAX_WEIGHTS
-                 else "matmul" for fan_in, fan_out in shapes)
+    if platform == "cpu":
+        small, fast = NATIVE_MAX_WEIGHTS, "native" if native_products.available() else "matmul"
+    else:
+        small, fast = BROADCAST_MAX_WEIGHTS, "broadcast" if platform == "gpu" else "matmul"
+    return tuple(fast if fan_in * fan_out <= small else "matmul" for fan_in, fan_out in shapes)
 
 
 PRODUCT_FNS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "matmul": dense_product,
     "broadcast": broadcast_dense_product,
+    "native": native_products.native_dense_product,
 }
 
 

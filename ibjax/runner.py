@@ -95,12 +95,13 @@ def _compiled_program(config: Config, num_seeds: int, devices: tuple[jax.Device,
     by_seed, replicated = seed_sharding(devices)
     groups = num_training_groups(num_seeds // len(devices),
                                  training_group_size(training_group, devices[0].platform))
-    if groups == 1:
-        steps_fn = batched_steps(trainer)
-    else:  # each device groups its own networks: no network moves between devices
-        steps_fn = jax.shard_map(grouped_steps(trainer, groups), mesh=by_seed.mesh,
-                                 in_specs=(by_seed.spec, replicated.spec), out_specs=by_seed.spec,
-                                 check_vma=False)
+    local_steps = batched_steps(trainer) if groups == 1 else grouped_steps(trainer, groups)
+    # Each device runs the segment on its own networks, so XLA partitions nothing: a custom
+    # call (the native products) has no partitioning rule, and under jit's automatic
+    # partitioning would be computed for all networks on every device.
+    steps_fn = jax.shard_map(local_steps, mesh=by_seed.mesh,
+                             in_specs=(by_seed.spec, replicated.spec), out_specs=by_seed.spec,
+                             check_vma=False)
 
     def segment(state, steps):
         TRACE_COUNT["segment"] += 1

@@ -5,6 +5,7 @@ import optax
 import pytest
 
 import ibjax
+from ibjax import native_products
 from ibjax import runner as run_module
 from ibjax.config import Config
 from ibjax.data import load_var_u
@@ -12,6 +13,9 @@ from ibjax.model import MLP, layer_products
 from ibjax.train import Steps, make_trainer
 
 SMALL = {"hidden": (4, 3), "num_epochs": 6, "snapshots": "every:2"}
+NATIVE = pytest.param("native", marks=pytest.mark.skipif(
+    jax.default_backend() != "cpu" or not native_products.available(),
+    reason="native products run on CPUs, and need a C++ compiler to build"))
 
 
 def test_initialisation_is_truncated_normal_over_sqrt_fan_in():
@@ -24,7 +28,7 @@ def test_initialisation_is_truncated_normal_over_sqrt_fan_in():
     assert not np.asarray(params["params"]["Dense_0"]["bias"]).any()
 
 
-@pytest.mark.parametrize("product", ["matmul", "broadcast"])
+@pytest.mark.parametrize("product", ["matmul", "broadcast", NATIVE])
 def test_forward_matches_numpy(rng, product):
     model = MLP(hidden=(5, 3), num_classes=2, activation="tanh", products=(product,) * 3)
     params = model.init(jax.random.key(1), jnp.zeros((12, 1)))
@@ -92,7 +96,10 @@ def test_first_epoch_matches_an_independent_training_loop():
 def test_layer_products_resolve_by_platform_and_size():
     shapes = [(12, 10), (10, 7), (300, 200)]
     assert layer_products("auto", shapes, "gpu") == ("broadcast", "broadcast", "matmul")
-    assert layer_products("auto", shapes, "cpu") == ("matmul",) * 3
+    native = "native" if native_products.available() else "matmul"
+    assert layer_products("auto", shapes, "cpu") == (native, native, "matmul")
+    assert layer_products("auto", [(32, 32), (32, 33)], "cpu") == (native, "matmul")
+    assert layer_products("auto", shapes, "tpu") == ("matmul",) * 3
     assert layer_products("auto", [(16, 16), (16, 17)], "gpu") == ("broadcast", "matmul")
     assert layer_products("broadcast", shapes, "cpu") == ("broadcast",) * 3
     assert layer_products("matmul", shapes, "gpu") == ("matmul",) * 3
@@ -100,18 +107,19 @@ def test_layer_products_resolve_by_platform_and_size():
     assert trainer.layer_products == ("broadcast",) * 3
 
 
-def test_broadcast_products_train_like_matrix_products():
-    """The two ways of writing a layer's product give the same training up to rounding."""
+@pytest.mark.parametrize("product", ["broadcast", NATIVE])
+def test_products_train_like_matrix_products(product):
+    """Each way of computing a layer's product gives XLA's matmul training up to rounding."""
     data = load_var_u()
     steps = Steps(jnp.asarray([0, 10, 10], jnp.int32), jnp.ones(3, bool))
     outputs = {}
-    for product in ("matmul", "broadcast"):
-        trainer = make_trainer(Config(hidden=(6, 4), layer_product=product), data)
-        assert trainer.layer_products == (product,) * 3
+    for name in ("matmul", product):
+        trainer = make_trainer(Config(hidden=(6, 4), layer_product=name), data)
+        assert trainer.layer_products == (name,) * 3
         seeds = jnp.arange(3, dtype=jnp.int32)
         state = jax.jit(jax.vmap(trainer.init))(seeds, jnp.full(3, 4e-4))
-        outputs[product] = jax.jit(jax.vmap(trainer.run_steps, in_axes=(0, None)))(state, steps)
-    (m_state, m), (b_state, b) = outputs["matmul"], outputs["broadcast"]
+        outputs[name] = jax.jit(jax.vmap(trainer.run_steps, in_axes=(0, None)))(state, steps)
+    (m_state, m), (b_state, b) = outputs["matmul"], outputs[product]
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6),
                  m_state.params, b_state.params)
     np.testing.assert_allclose(m.train_loss, b.train_loss, rtol=1e-5)
@@ -131,7 +139,8 @@ def test_run_end_to_end_and_no_retrace():
     assert np.isfinite(ds.grad_mean.values[:, 1:]).all()
     assert ((ds.train_accuracy >= 0) & (ds.train_accuracy <= 1)).all()
     assert ds.attrs["compile_s"] > 0
-    assert ds.attrs["layer_products"] == "matmul,matmul,matmul"  # "auto" on a CPU
+    auto = "native" if native_products.available() else "matmul"  # "auto" on a CPU
+    assert ds.attrs["layer_products"] == ",".join([auto] * 3)
     again = ibjax.run(cfg)
     assert run_module.TRACE_COUNT["segment"] == traces + 1  # compiled once, reused
     assert again.attrs["compile_s"] == 0.0
