@@ -18,6 +18,7 @@ from ibjax.cli import use_all_cpu_cores
 use_all_cpu_cores()  # as `ibjax run` does (before JAX starts its CPU backend)
 
 import ibjax  # noqa: E402
+from ibjax.config import LAYER_PRODUCTS  # noqa: E402
 from ibjax.runner import hardware_info  # noqa: E402
 
 
@@ -27,7 +28,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2000)
     parser.add_argument("--snapshots", default="log", help="log, every:K, ...")
     parser.add_argument("--preset", choices=("default", "authors"), default="default")
-    parser.add_argument("--layer-product", choices=("auto", "matmul", "broadcast"),
+    parser.add_argument("--layer-product", choices=LAYER_PRODUCTS,
                         default="auto", help="Config.layer_product (default auto)")
     parser.add_argument("--training-group", type=int, default=None,
                         help="networks a device trains at once (ibjax.run's training_group; "

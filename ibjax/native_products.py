@@ -5,12 +5,12 @@ and smaller, vmapped over seeds): they were ~75 % of a training step. ``native_p
 implements the three products of a dense layer (forward, and the two of its gradient) as XLA
 FFI handlers, register-blocked on 8-float vectors, that loop over the vmapped seeds; the
 program calls them as custom calls (``layer_product="native"``, the CPU default where they
-build).
+build, for layers of at most ``ibjax.model.NATIVE_MAX_WEIGHTS`` weights).
 
 The library is compiled on first use with the system's C++ compiler (``$CXX`` or ``c++``;
 ``-O3 -march=native``, ~5 s) against the FFI headers that ship with jaxlib, and cached in
-``$IBJAX_CACHE_DIR`` or ``~/.cache/ibjax`` under a name that hashes the source, compiler,
-jax version and CPU, so a cache shared between different machines is safe. Where that fails
+:func:`cache_dir` under a name that hashes the source, compiler, jax version and CPU, so a
+cache shared between different machines is safe. Where that fails
 (no compiler, no ``jax.ffi``, not an x86-64 or arm64 CPU), :func:`available` is False with
 the reason in :func:`unavailable_reason`, and ``layer_product="auto"`` uses XLA's matrix
 product instead.
@@ -19,13 +19,13 @@ product instead.
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -42,8 +42,8 @@ COMPILE_TIMEOUT_S = 300
 
 
 def cache_dir() -> Path:
-    """Where built libraries are kept: ``$IBJAX_CACHE_DIR`` or ``~/.cache/ibjax``."""
-    return Path(os.environ.get("IBJAX_CACHE_DIR") or Path.home() / ".cache" / "ibjax")
+    """Where built libraries are kept: ``$IBJAX_CACHE_DIR/native`` or ``~/.cache/ibjax/native``."""
+    return Path(os.environ.get("IBJAX_CACHE_DIR") or Path.home() / ".cache" / "ibjax") / "native"
 
 
 def _cpu_signature() -> str:
@@ -86,9 +86,19 @@ def _build(compiler: str) -> Path:
     return path
 
 
-@functools.cache
+_LOAD_LOCK = threading.Lock()  # two threads asking first must not register the targets twice
+_loaded: list[str | None] = []  # the outcome of the one _build_and_register call
+
+
 def _load() -> str | None:
     """Builds, loads and registers the FFI targets once; returns None or why it failed."""
+    with _LOAD_LOCK:
+        if not _loaded:
+            _loaded.append(_build_and_register())
+        return _loaded[0]
+
+
+def _build_and_register() -> str | None:
     if not hasattr(jax, "ffi") or not hasattr(jax.ffi, "include_dir"):
         return f"jax {jax.__version__} has no jax.ffi"
     if platform.machine().lower() not in ("x86_64", "amd64", "aarch64", "arm64"):
