@@ -125,64 +125,66 @@ void Outer(int64_t k, int64_t m, int64_t n, const float* x, const float* d, floa
 using F32 = ffi::Buffer<ffi::F32>;
 using F32Result = ffi::ResultBuffer<ffi::F32>;
 
-// Batch size (product of the leading dimensions) and the last two dimensions of `b`, after
-// checking that `b` has rank >= 2 and the same leading dimensions as `ref`.
-ffi::Error Split(const F32& b, const F32& ref, int64_t* batch, int64_t* rows, int64_t* cols) {
-  auto dims = b.dimensions();
-  auto ref_dims = ref.dimensions();
-  if (dims.size() < 2 || dims.size() != ref_dims.size())
-    return ffi::Error::InvalidArgument("ibjax native products: operands need equal ranks >= 2");
-  *batch = 1;
-  for (size_t i = 0; i + 2 < dims.size(); ++i) {
-    if (dims[i] != ref_dims[i])
-      return ffi::Error::InvalidArgument("ibjax native products: batch dimensions differ");
-    *batch *= dims[i];
+// The last two dimensions of operands a [..., a0, a1] and b [..., b0, b1], and their batch size
+// (the product of the leading dimensions, which must agree), after checking that dimension
+// a_shared of a equals dimension b_shared of b (the one the product contracts or keeps).
+struct Shapes {
+  int64_t batch, a0, a1, b0, b1;
+};
+
+ffi::Error GetShapes(const F32& a, const F32& b, int a_shared, int b_shared, const char* usage,
+                     Shapes* s) {
+  auto ad = a.dimensions();
+  auto bd = b.dimensions();
+  const size_t rank = ad.size();
+  if (rank < 2 || bd.size() != rank) return ffi::Error::InvalidArgument(usage);
+  s->batch = 1;
+  for (size_t i = 0; i + 2 < rank; ++i) {
+    if (ad[i] != bd[i]) return ffi::Error::InvalidArgument(usage);
+    s->batch *= ad[i];
   }
-  *rows = dims[dims.size() - 2];
-  *cols = dims[dims.size() - 1];
+  s->a0 = ad[rank - 2];
+  s->a1 = ad[rank - 1];
+  s->b0 = bd[rank - 2];
+  s->b1 = bd[rank - 1];
+  if ((a_shared ? s->a1 : s->a0) != (b_shared ? s->b1 : s->b0))
+    return ffi::Error::InvalidArgument(usage);
   return ffi::Error::Success();
 }
 
-ffi::Error DenseForward(F32 w, F32 x, F32Result y) {
-  int64_t batch, k, m, k2, n;
-  if (auto e = Split(w, x, &batch, &k, &m); e.failure()) return e;
-  if (auto e = Split(x, w, &batch, &k2, &n); e.failure()) return e;
-  if (k2 != k) return ffi::Error::InvalidArgument("ibjax_dense_forward: w [k, m], x [k, n]");
-  for (int64_t s = 0; s < batch; ++s)
-    Linear(k, m, n, w.typed_data() + s * k * m, m, 1, x.typed_data() + s * k * n,
-           y->typed_data() + s * m * n);
-  return ffi::Error::Success();
-}
-
-ffi::Error DenseBackwardInput(F32 w, F32 d, F32Result dx) {
-  int64_t batch, k, m, m2, n;
-  if (auto e = Split(w, d, &batch, &k, &m); e.failure()) return e;
-  if (auto e = Split(d, w, &batch, &m2, &n); e.failure()) return e;
-  if (m2 != m)
-    return ffi::Error::InvalidArgument("ibjax_dense_backward_input: w [k, m], d [m, n]");
-  for (int64_t s = 0; s < batch; ++s)
-    Linear(m, k, n, w.typed_data() + s * k * m, 1, m, d.typed_data() + s * m * n,
-           dx->typed_data() + s * k * n);
+// Forward (y [m, n] = w^T x, x [k, n]) or backward to the input (y [k, n] = w d, d [m, n]), for
+// w [k, m]: the same routine, reading w transposed or not.
+template <bool kForward>
+ffi::Error DenseLinear(F32 w, F32 x, F32Result y) {
+  const char* usage = kForward ? "ibjax_dense_forward: w [k, m], x [k, n]"
+                               : "ibjax_dense_backward_input: w [k, m], d [m, n]";
+  Shapes s;  // w [k, m] = [a0, a1], x = [b0, b1]
+  if (auto e = GetShapes(w, x, kForward ? 0 : 1, 0, usage, &s); e.failure()) return e;
+  const int64_t k = s.a0, m = s.a1, n = s.b1;
+  const int64_t in = kForward ? k : m, out = kForward ? m : k;
+  for (int64_t i = 0; i < s.batch; ++i)
+    Linear(in, out, n, w.typed_data() + i * k * m, kForward ? m : 1, kForward ? 1 : m,
+           x.typed_data() + i * in * n, y->typed_data() + i * out * n);
   return ffi::Error::Success();
 }
 
 ffi::Error DenseBackwardKernel(F32 x, F32 d, F32Result g) {
-  int64_t batch, k, m, n, n2;
-  if (auto e = Split(x, d, &batch, &k, &n); e.failure()) return e;
-  if (auto e = Split(d, x, &batch, &m, &n2); e.failure()) return e;
-  if (n2 != n)
-    return ffi::Error::InvalidArgument("ibjax_dense_backward_kernel: x [k, n], d [m, n]");
-  for (int64_t s = 0; s < batch; ++s)
-    Outer(k, m, n, x.typed_data() + s * k * n, d.typed_data() + s * m * n,
-          g->typed_data() + s * k * m);
+  Shapes s;  // x [k, n], d [m, n]
+  if (auto e = GetShapes(x, d, 1, 1, "ibjax_dense_backward_kernel: x [k, n], d [m, n]", &s);
+      e.failure())
+    return e;
+  const int64_t k = s.a0, m = s.b0, n = s.a1;
+  for (int64_t i = 0; i < s.batch; ++i)
+    Outer(k, m, n, x.typed_data() + i * k * n, d.typed_data() + i * m * n,
+          g->typed_data() + i * k * m);
   return ffi::Error::Success();
 }
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxDenseForward, DenseForward,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxDenseForward, DenseLinear<true>,
                               ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Ret<F32>());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxDenseBackwardInput, DenseBackwardInput,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxDenseBackwardInput, DenseLinear<false>,
                               ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxDenseBackwardKernel, DenseBackwardKernel,
                               ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Ret<F32>());
