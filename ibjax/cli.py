@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ibjax.cache import cache_dir
 from ibjax.checkpoint import CheckpointError
 from ibjax.config import (
     ACTIVATIONS,
@@ -121,18 +122,16 @@ def use_all_cpu_cores() -> None:
 def use_compilation_cache() -> None:
     """Turns on JAX's persistent compilation cache for this process, unless the user chose.
 
-    The cache lives in ``$IBJAX_CACHE_DIR`` or ``~/.cache/ibjax/jax``; a repeated run of the same
-    configuration then loads its program instead of recompiling. Set
-    ``JAX_COMPILATION_CACHE_DIR`` to choose another folder. (``import ibjax`` changes no JAX
-    setting; only the command line does this.)
+    The cache lives in ``$IBJAX_CACHE_DIR/jax`` or ``~/.cache/ibjax/jax`` (:mod:`ibjax.cache`);
+    a repeated run of the same configuration then loads its program instead of recompiling.
+    Set ``JAX_COMPILATION_CACHE_DIR`` to choose another folder. (``import ibjax`` changes no
+    JAX setting; only the command line does this.)
     """
     import jax
 
     if "JAX_COMPILATION_CACHE_DIR" in os.environ or jax.config.jax_compilation_cache_dir:
         return
-    default = Path.home() / ".cache" / "ibjax" / "jax"
-    jax.config.update("jax_compilation_cache_dir",
-                      os.environ.get("IBJAX_CACHE_DIR", str(default)))
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir("jax")))
 
 
 def _snapshots(text: str) -> str | tuple[int, ...]:

@@ -9,11 +9,11 @@ build, for layers of at most ``ibjax.model.NATIVE_MAX_WEIGHTS`` weights).
 
 The library is compiled on first use with the system's C++ compiler (``$CXX`` or ``c++``;
 ``-O3 -march=native``, ~5 s) against the FFI headers that ship with jaxlib, and cached in
-:func:`cache_dir` under a name that hashes the source, compiler, jax version and CPU, so a
-cache shared between different machines is safe. Where that fails
-(no compiler, no ``jax.ffi``, not an x86-64 or arm64 CPU), :func:`available` is False with
-the reason in :func:`unavailable_reason`, and ``layer_product="auto"`` uses XLA's matrix
-product instead.
+``ibjax.cache.cache_dir("native")`` (``~/.cache/ibjax/native``) under a name that hashes the
+source, compiler, jax version and CPU, so a cache shared between different machines is safe.
+Where that fails (no compiler, no ``jax.ffi``, not an x86-64 or arm64 CPU), :func:`available`
+is False with the reason in :func:`unavailable_reason`, and ``layer_product="auto"`` uses XLA's
+matrix product instead.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from ibjax.cache import cache_dir
+
 SOURCE = "native_products.cc"
 FORWARD, BACKWARD_INPUT, BACKWARD_KERNEL = (
     "ibjax_dense_forward", "ibjax_dense_backward_input", "ibjax_dense_backward_kernel")
@@ -39,11 +41,6 @@ _SYMBOLS = {FORWARD: "IbjaxDenseForward", BACKWARD_INPUT: "IbjaxDenseBackwardInp
             BACKWARD_KERNEL: "IbjaxDenseBackwardKernel"}
 COMPILE_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 COMPILE_TIMEOUT_S = 300
-
-
-def cache_dir() -> Path:
-    """Where built libraries are kept: ``$IBJAX_CACHE_DIR/native`` or ``~/.cache/ibjax/native``."""
-    return Path(os.environ.get("IBJAX_CACHE_DIR") or Path.home() / ".cache" / "ibjax") / "native"
 
 
 def _cpu_signature() -> str:
@@ -69,7 +66,7 @@ def _build(compiler: str) -> Path:
     key = hashlib.sha256(b"\0".join(s if isinstance(s, bytes) else s.encode() for s in (
         source, _compiler_version(compiler), " ".join(COMPILE_FLAGS), jax.__version__,
         _cpu_signature(), platform.machine()))).hexdigest()[:16]
-    path = cache_dir() / f"libibjax_native_products-{key}.so"
+    path = cache_dir("native") / f"libibjax_native_products-{key}.so"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import tempfile
 # The command line turns on a persistent compilation cache in ~/.cache unless one is set;
 # keep the tests' programs out of the user's home.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ibjax-test-cache-"))
-# ... and the native products' library (built once per test session, ~5 s).
+# ... and the native products' library (ibjax.cache; built once per test session, ~5 s).
 os.environ.setdefault("IBJAX_CACHE_DIR", tempfile.mkdtemp(prefix="ibjax-test-native-"))
 # One CPU device in this process whatever the test order: the command line, called in-process,
 # would otherwise expose every core before JAX's first use, and results computed with another
