@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+TEMPORARY_SUFFIX = ".tmp"
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -19,9 +21,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        # Created inside the try: an interrupt right after mkstemp must not leave an empty
+        # temporary file behind.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX,
+                                   dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         umask = os.umask(0)
         os.umask(umask)
@@ -30,5 +36,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_temporaries(folder: str | os.PathLike, name: str) -> list[Path]:
+    """Removes temporary files that :func:`atomic_path` left for ``folder/name`` when its
+    process was killed (SIGKILL runs no cleanup); returns what was removed. Call it only
+    while no other process may be writing that file (e.g. under the run folder's lock)."""
+    removed = []
+    for stale in Path(folder).glob(f".{name}.*{TEMPORARY_SUFFIX}"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed

@@ -119,6 +119,8 @@ def check_layer_args(t, y, num_classes) -> tuple[jax.Array, jax.Array]:
     y = jnp.asarray(y)
     if t.ndim != 2:
         raise ConfigError(f"t must have shape [N, d] (use jax.vmap for more axes), got {t.shape}")
+    if t.shape[0] == 0:
+        raise ConfigError(f"t must have at least one row (one per input), got shape {t.shape}")
     if y.ndim != 1 or y.shape[0] != t.shape[0]:
         raise ConfigError(
             f"y must have shape [N] matching t's N={t.shape[0]}, got {y.shape}")

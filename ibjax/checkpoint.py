@@ -37,6 +37,8 @@ class Checkpoint(NamedTuple):
       state_leaves: the padded state's leaves, in ``jax.tree.leaves`` order, as numpy arrays.
       measurements: name -> ``[num_seeds, snapshots_so_far, ...]`` arrays collected so far.
       elapsed_s: run time spent before the checkpoint.
+      data_digest: sha256 of the data the run trains on (:func:`ibjax.data.digest`), or None
+        (checkpoints written before it was recorded).
     """
 
     config: Config
@@ -45,6 +47,7 @@ class Checkpoint(NamedTuple):
     state_leaves: list[np.ndarray]
     measurements: dict[str, np.ndarray]
     elapsed_s: float
+    data_digest: str | None = None
 
 
 def _is_key(leaf: Any) -> bool:
@@ -53,12 +56,13 @@ def _is_key(leaf: Any) -> bool:
 
 def save(path: str | os.PathLike, config: Config, seeds: np.ndarray, segments_done: int,
          states: list[Any], measurements: dict[str, np.ndarray], elapsed_s: float,
-         num_networks: int) -> Path:
+         num_networks: int, data_digest: str | None = None) -> Path:
     """Writes a checkpoint atomically; returns its path.
 
     Args:
       states: the run's states, one per chunk of networks; the first ``num_networks`` (the
         real ones, without device padding) are saved, joined along the network axis.
+      data_digest: sha256 of the run's data, checked when resuming.
     """
     arrays = {}
     per_chunk = [jax.tree.leaves(state) for state in states]
@@ -69,7 +73,8 @@ def save(path: str | os.PathLike, config: Config, seeds: np.ndarray, segments_do
     for name, value in measurements.items():
         arrays[f"measure_{name}"] = value
     meta = {"format": FORMAT_VERSION, "config": config.to_json(), "segments_done": segments_done,
-            "elapsed_s": elapsed_s, "num_state_leaves": len(per_chunk[0])}
+            "elapsed_s": elapsed_s, "num_state_leaves": len(per_chunk[0]),
+            "data_digest": data_digest}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     arrays["seeds"] = np.asarray(seeds)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -101,7 +106,7 @@ def load(path: str | os.PathLike) -> Checkpoint:
     except Exception as err:  # zipfile/pickle/json raise many types on damaged files
         raise CheckpointError(f"{path} is not a readable ibjax checkpoint ({err})") from None
     return Checkpoint(Config.from_json(meta["config"]), seeds, int(meta["segments_done"]),
-                      leaves, measurements, float(meta["elapsed_s"]))
+                      leaves, measurements, float(meta["elapsed_s"]), meta.get("data_digest"))
 
 
 def restore_state(templates: list[Any], leaves: list[np.ndarray]) -> list[Any]:

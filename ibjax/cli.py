@@ -6,12 +6,13 @@ Thin by design: it parses flags into a :class:`~ibjax.config.Config` and calls t
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-
-import numpy as np
 
 from ibjax.cache import cache_dir
 from ibjax.checkpoint import CheckpointError
@@ -26,14 +27,42 @@ from ibjax.config import (
 )
 from ibjax.results import ResultsFileError
 
+DEFAULT_OUT = Path("ibjax_runs/latest")
+_RUN_FLAGS: dict[str, str] = {}  # dest -> the run command's flag, filled by build_parser
+
 
 def _widths(text: str) -> tuple[int, ...]:
+    """Widths separated by commas (``10,7,5``) or dashes (``10-7-5``), each a positive integer."""
+    parts = text.split(",") if "," in text else text.split("-")
     try:
-        widths = tuple(int(w) for w in text.replace("-", ",").split(",") if w.strip())
+        widths = tuple(int(part) for part in parts)
     except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
         raise argparse.ArgumentTypeError(
-            f"--hidden takes widths like 10,7,5,4,3; got {text!r}") from None
+            f"--hidden takes positive widths like 10,7,5,4,3 or 10-7-5-4-3; got {text!r}")
     return widths
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f"takes a finite number of seconds >= 0 (0: after every segment); got {text!r}")
+    return value
+
+
+def _timeout(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"takes a whole number of seconds >= 1; got {text!r}")
+    return value
 
 
 def _bin_range(text: str) -> tuple[float, float] | str:
@@ -162,8 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=int, help="number of networks (default 16)")
     run.add_argument("--seed", type=int, help="base seed (default 0)")
     run.add_argument("--epochs", type=int, help="training epochs (default 8000)")
-    run.add_argument("--out", type=Path, default=Path("ibjax_runs/latest"),
-                     help="output folder (default ibjax_runs/latest)")
+    run.add_argument("--out", type=Path,
+                     help=f"output folder (default {DEFAULT_OUT}; a finished run there is moved "
+                          "to a folder named by its date first)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the finished or unfinished run in --out (by default a folder "
+                          "holding one is refused)")
     run.add_argument("--hidden", type=_widths, help="hidden widths, e.g. 10,7,5,4,3")
     run.add_argument("--activation", help=f"one of {', '.join(ACTIVATIONS)}")
     run.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)}")
@@ -211,9 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a:b runs only seeds a..b-1, with the keys they have in a full run "
                           "(for job arrays; join the files with 'ibjax merge')")
     run.add_argument("--resume", type=Path, metavar="DIR",
-                     help="continue the killed or interrupted run whose --out was DIR (its "
-                          "configuration is used; give no other run flags)")
-    run.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
+                     help="continue the killed or interrupted run whose --out was DIR, from its "
+                          "last checkpoint (or from the start if it had none); the run's own "
+                          "configuration is used, so give no configuration flags")
+    run.add_argument("--checkpoint-every", type=_seconds, default=30.0, metavar="SECONDS",
                      dest="checkpoint_every_s",
                      help="save the run state to OUT/checkpoint.npz at most this often (30)")
     run.add_argument("--distributed", action="store_true",
@@ -225,8 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "the cluster, e.g. under SLURM or Open MPI)")
     run.add_argument("--num-processes", type=int, help="with --distributed and --coordinator")
     run.add_argument("--process-id", type=int, help="with --distributed and --coordinator")
+    run.add_argument("--distributed-timeout", type=_timeout, default=300, metavar="SECONDS",
+                     help="with --distributed: give up if the processes have not all joined "
+                          "within this many seconds (300)")
     run.add_argument("--no-plots", action="store_true", help="skip the figures")
     run.add_argument("--quiet", action="store_true", help="no progress line")
+
+    _RUN_FLAGS.update({action.dest: action.option_strings[0] for action in run._actions
+                       if action.option_strings})
 
     merge = commands.add_parser(
         "merge", help="join results files of the same configuration along the seed axis")
@@ -282,61 +322,207 @@ class _ProgressLine:
             self.stream.write("\n")
 
 
+def _check_run_flags(args: argparse.Namespace) -> None:
+    """Flags that contradict each other are refused, never silently dropped."""
+    names = _RUN_FLAGS
+    if args.resume is not None:
+        given = [name for name in (*CONFIG_FLAGS, "seeds", "epochs", "seed_range", "out")
+                 if getattr(args, name, None) is not None]
+        if hasattr(args, "batch_size") and "batch_size" not in given:
+            given.append("batch_size")  # --batch-size full is None but was given
+        flags = [names.get(name, name) for name in given]
+        if args.preset != "default":
+            flags.append(f"--preset {args.preset}")
+        if args.overwrite:
+            flags.append("--overwrite")
+        if flags:
+            raise ConfigError(f"--resume continues the run with its own configuration and "
+                              f"folder; drop {', '.join(flags)}")
+    if args.seeds is not None and args.seed_range is not None:
+        raise ConfigError(f"--seeds {args.seeds} and --seed-range cannot be combined: "
+                          f"--seed-range a:b runs the b - a seeds a..b-1")
+    if not args.distributed and (args.coordinator or args.num_processes is not None
+                                 or args.process_id is not None):
+        raise ConfigError("--coordinator, --num-processes and --process-id need --distributed")
+
+
 def _start_distributed(args: argparse.Namespace) -> tuple[int, int] | None:
-    """Initialises jax.distributed for ``--distributed``; returns (process index, count)."""
+    """Initialises jax.distributed for ``--distributed``; returns (process index, count).
+
+    JAX's own timeout ends the process with a C++ fatal error and a stack trace, so a watchdog
+    ends it first, after ``--distributed-timeout`` seconds, with one line.
+    """
     if not args.distributed:
-        if args.coordinator or args.num_processes is not None or args.process_id is not None:
-            raise ConfigError("--coordinator, --num-processes and --process-id need --distributed")
         return None
     import jax
 
-    jax.distributed.initialize(coordinator_address=args.coordinator,
-                               num_processes=args.num_processes, process_id=args.process_id)
+    timeout = args.distributed_timeout
+
+    def give_up():
+        where = f" at {args.coordinator}" if args.coordinator else ""
+        sys.stderr.write(
+            f"ibjax run: error: --distributed: the processes did not all join{where} within "
+            f"{timeout} s (--distributed-timeout); check that every process was started with "
+            f"the same --coordinator and --num-processes and its own --process-id\n")
+        sys.stderr.flush()
+        os._exit(2)
+
+    watchdog = threading.Timer(timeout, give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        jax.distributed.initialize(coordinator_address=args.coordinator,
+                                   num_processes=args.num_processes,
+                                   process_id=args.process_id,
+                                   initialization_timeout=timeout + 60)
+    except (ValueError, RuntimeError) as err:
+        raise ConfigError(
+            f"--distributed: found no cluster to join ({err}); outside SLURM or Open MPI give "
+            f"--coordinator HOST:PORT --num-processes N --process-id I") from None
+    finally:
+        watchdog.cancel()
     return jax.process_index(), jax.process_count()
 
 
-def _share(seeds: list[int], part: tuple[int, int]) -> list[int]:
-    """This process's contiguous share of the seeds."""
+def _share(seeds: range | list[int], part: tuple[int, int]) -> list[int]:
+    """This process's contiguous share of the seeds (as ``numpy.array_split`` divides them)."""
     index, count = part
     if len(seeds) < count:
         raise ConfigError(f"--distributed over {count} processes needs at least {count} seeds")
-    return [int(s) for s in np.array_split(np.asarray(seeds), count)[index]]
+    size, extra = divmod(len(seeds), count)
+    start = index * size + min(index, extra)
+    return [int(s) for s in seeds[start:start + size + (index < extra)]]
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so the run saves its work as for Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
+def _resumed(folder, args) -> tuple[Config, list[int], bool]:
+    """The configuration and seeds of the run in ``folder``, and whether a checkpoint holds
+    part of it (else it restarts from the beginning)."""
+    from ibjax import checkpoint
+
+    record = folder.read_record()
+    if folder.checkpoint.exists():
+        saved = checkpoint.load(folder.checkpoint)
+        return saved.config, saved.seeds.tolist(), True
+    if record is not None and not folder.is_finished(record):
+        print(f"ibjax: {folder.path} was stopped before its first checkpoint; starting it "
+              f"again", flush=True)
+        return record["config"], record["seeds"], False
+    if folder.results.is_file():
+        raise ConfigError(f"--resume {folder.path}: the run is finished ({folder.results}); "
+                          f"nothing to resume")
+    raise ConfigError(f"--resume {folder.path}: no run to resume there (no "
+                      f"{folder.checkpoint.name} or {folder.record.name})")
+
+
+def _check_same_data(folder, dataset) -> None:
+    """Refuses to resume on data that changed since the run started."""
+    from ibjax.data import digest
+
+    record = folder.read_record()
+    if record is None:
+        return  # an older run folder: the checkpoint's own check applies
+    now = digest(dataset)
+    if record["data_sha256"] != now:
+        where = record["config"].dataset.removeprefix("file:")
+        raise ConfigError(
+            f"--resume {folder.path}: the data ({where}) changed since the run started "
+            f"(sha256 {record['data_sha256'][:12]}... then, {now[:12]}... now); restore it or "
+            f"start a new run")
+
+
+def _prepare_folder(folder, args, default_out: bool) -> str | None:
+    """Under the folder's lock: refuses to replace a run unless asked. Returns a note."""
+    if args.resume is not None:
+        return None
+    if folder.has_unfinished_run():
+        if not args.overwrite:
+            raise ConfigError(
+                f"--out {folder.path} holds an unfinished run; continue it with 'ibjax run "
+                f"--resume {folder.path}', replace it with --overwrite, or choose another --out")
+        folder.clear()
+        return f"discarded the unfinished run in {folder.path} (--overwrite)"
+    if folder.results.exists():
+        if not args.overwrite:
+            raise ConfigError(
+                f"--out {folder.path} holds a finished run ({folder.results}); replace it with "
+                f"--overwrite or choose another --out")
+        folder.clear()
+        return f"{folder.results} will be replaced (--overwrite)"
+    return None
+
+
+def _move_previous_default_run(folder) -> str | None:
+    """The default folder holding a finished run is renamed (by its date) out of the way."""
+    from ibjax.rundir import move_aside
+
+    if not folder.path.is_dir():
+        return None
+    with folder.lock():
+        if not folder.results.exists() or folder.has_unfinished_run():
+            return None
+    moved = move_aside(folder.path)
+    return f"moved the previous run in {folder.path} to {moved}"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ibjax import checkpoint
+    from ibjax.data import load_dataset
+    from ibjax.memory import estimate_sizes
+    from ibjax.rundir import RunFolder
+    from ibjax.runner import prepare
 
+    _check_run_flags(args)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    config = None
+    if args.resume is None:  # check the configuration before anything else starts
+        config = config_from_args(args).validate()
+        config.validate_for(load_dataset(config.dataset))
     part = _start_distributed(args)
     suffix = "" if part is None else f".part{part[0]:03d}-of-{part[1]:03d}"
-    results_name = f"results{suffix}.nc"
-    checkpoint_name = f"checkpoint{suffix}.npz"
-    seeds = None if args.seed_range is None else list(args.seed_range)
+    default_out = args.resume is None and args.out is None
+    out = args.resume if args.resume is not None else (args.out or DEFAULT_OUT)
+    folder = RunFolder(out, suffix)
+    notes = []
     if args.resume is not None:
-        given = [name for name in (*CONFIG_FLAGS, "seeds", "epochs", "seed_range")
-                 if getattr(args, name, None) is not None]
-        if given or args.preset != "default":
-            raise ConfigError(f"--resume takes the run's own configuration; drop {given}")
-        args.out = args.resume
-        saved = checkpoint.load(args.out / checkpoint_name)
-        config, seeds = saved.config, saved.seeds.tolist()
-        print(f"ibjax: resuming {args.out} after {saved.segments_done} segments", flush=True)
+        config, seeds, from_checkpoint = _resumed(folder, args)
+        _check_same_data(folder, load_dataset(config.dataset))
     else:
-        config = config_from_args(args).validate()
+        seeds = range(config.num_seeds) if args.seed_range is None else args.seed_range
         if part is not None:
-            seeds = _share(list(range(config.num_seeds)) if seeds is None else seeds, part)
+            seeds = _share(seeds, part)
             config = config.replace(num_seeds=len(seeds))
-        if (args.out / checkpoint_name).exists():
-            raise ConfigError(
-                f"--out {args.out} holds an unfinished run; continue it with "
-                f"'ibjax run --resume {args.out}', or choose another --out")
-    if args.checkpoint_every_s < 0:
-        raise ConfigError(f"--checkpoint-every must be >= 0 seconds, got {args.checkpoint_every_s}")
-    from ibjax.data import load_dataset
+        from_checkpoint = False
+    config, seed_array = prepare(config, seeds)
+    seeds = seed_array.tolist()
+    dataset = load_dataset(config.dataset)
+    sizes = estimate_sizes(config, dataset, len(seeds) * len(config.learning_rates))
+    if default_out and not args.overwrite:
+        notes.append(_move_previous_default_run(folder))
+    folder.check_writable(sizes.results_bytes + 2 * sizes.checkpoint_bytes)
+    with folder.lock():
+        notes.append(_prepare_folder(folder, args, default_out))
+        if not from_checkpoint:
+            from ibjax.data import digest
 
-    config.validate_for(load_dataset(config.dataset))
-    from ibjax import results as results_io
+            folder.write_record(config, seeds, digest(dataset), sys.argv[1:])
+        for note in filter(None, notes):
+            print(f"ibjax: {note}", flush=True)
+        return _run_in(folder, args, config, seeds, from_checkpoint, part)
+
+
+def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
+    """Runs (or resumes) ``config`` in ``folder`` (locked by the caller), then the figures."""
     from ibjax.runner import RunInterrupted, run
 
+    if from_checkpoint:
+        print(f"ibjax: resuming {folder.path} from {folder.checkpoint.name}", flush=True)
     hidden = "-".join(map(str, config.hidden))
     print(f"ibjax: {config.num_seeds} seeds x {config.num_epochs} epochs, {config.activation} "
           f"{hidden}, {config.optimizer} lr {config.learning_rate}, "
@@ -346,16 +532,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         ds = run(config, progress=None if args.quiet else _ProgressLine(), seeds=seeds,
-                 checkpoint_path=args.out / checkpoint_name,
-                 checkpoint_every_s=args.checkpoint_every_s, resume=args.resume is not None)
+                 checkpoint_path=folder.checkpoint, checkpoint_every_s=args.checkpoint_every_s,
+                 resume=from_checkpoint, results_path=folder.results)
     except RunInterrupted as stop:
         where = (f"finished segments are saved in {stop.checkpoint}" if stop.checkpoint
                  else "nothing was finished yet")
-        print(f"\ninterrupted: {where}; continue with: ibjax run --resume {args.out}",
+        print(f"\ninterrupted: {where}; continue with: ibjax run --resume {folder.path}",
               file=sys.stderr)
-        return 130
-    path = results_io.save(ds, args.out / results_name)
-    figures = [] if args.no_plots or part is not None else _plot(path, args.out)
+        return 143 if isinstance(stop.__context__, _Terminated) else 130
+    except OSError as err:
+        print(f"\nibjax run: error: could not write {err.filename or folder.path} "
+              f"({err.strerror or err}); the work saved so far is kept: free the space and "
+              f"continue with 'ibjax run --resume {folder.path}'", file=sys.stderr)
+        return 1
+    path = folder.results
     total = time.perf_counter() - start
     print(f"compile time   {ds.attrs['compile_s']:.1f} s\n"
           f"run time       {ds.attrs['run_s']:.1f} s  ({total:.1f} s in all)\n"
@@ -363,16 +553,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
           f"on {ds.attrs['device']}\n"
           f"diverged       {int((ds['diverged_epoch'] >= 0).sum())} of {ds.sizes['seed']} seeds "
           f"(NaN/inf weights; their later measurements are NaN)\n"
-          f"results        {path}")
+          f"results        {path}", flush=True)
+    if args.no_plots or part is not None:
+        return 0
+    try:
+        figures = _plot(path, folder.path)
+    except OSError as err:
+        print(f"ibjax run: error: could not write the figures ({err.strerror or err}: "
+              f"{err.filename or folder.path}); the results are saved in {path}: draw them "
+              f"later with 'ibjax plot {path}'", file=sys.stderr)
+        return 1
     for figure in figures:
         print(f"figure         {figure}")
     return 0
 
 
 def _plot(path: Path, out: Path) -> list[Path]:
-    from ibjax.plotting import plot_results
+    from ibjax.plotting import plot_results, skipped_figures
+    from ibjax.results import load
 
+    for name, why in skipped_figures(load(path)).items():
+        print(f"ibjax: {name}.png not drawn: {why}", file=sys.stderr)
     return plot_results(path, out)
+
+
+def _flag_impossible_values(dataset):
+    """Prints one line per variable holding impossible values; returns the cleaned dataset."""
+    from ibjax.results import check_values
+
+    clean, problems = check_values(dataset)
+    for problem in problems:
+        print(f"ibjax: warning: impossible values (a damaged file?): {problem}", file=sys.stderr)
+    return clean
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
@@ -388,13 +600,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from ibjax import phases
     from ibjax import results as results_io
 
-    dataset = results_io.load(args.results)
+    dataset = _flag_impossible_values(results_io.load(args.results))
     print(results_io.summary(dataset))
     print(phases.table(dataset))
     return 0
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from ibjax import results as results_io
+
+    _flag_impossible_values(results_io.load(args.results))
     for figure in _plot(args.results, args.out or args.results.parent):
         print(figure)
     return 0
@@ -406,12 +621,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         use_all_cpu_cores()
         use_compilation_cache()
+    commands = {"run": _cmd_run, "merge": _cmd_merge, "info": _cmd_info, "plot": _cmd_plot}
+    previous = signal.getsignal(signal.SIGTERM)
     try:
-        commands = {"run": _cmd_run, "merge": _cmd_merge, "info": _cmd_info, "plot": _cmd_plot}
         return commands[args.command](args)
     except (ConfigError, FileNotFoundError, ResultsFileError, CheckpointError) as err:
         print(f"ibjax {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. --out of plot or merge in a place that cannot be written
+        print(f"ibjax {args.command}: error: cannot write {err.filename or ''} "
+              f"({err.strerror or err})", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as stop:  # before the run started (e.g. while compiling)
+        resume = ""
+        out = Path(args.resume or args.out or DEFAULT_OUT) if args.command == "run" else None
+        if out is not None and any(out.glob("run*.json")):
+            resume = f"; start it again with: ibjax run --resume {out}"
+        print(f"\nibjax {args.command}: interrupted before anything was finished{resume}",
+              file=sys.stderr)
+        return 143 if isinstance(stop, _Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -102,6 +102,13 @@ class Config:
     layer_product: str = "auto"
 
     def __post_init__(self):
+        # numpy scalars (np.int64(4), np.float32(1e-3)) become Python numbers, so they pass the
+        # checks, hash and compare like them and serialise to JSON.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, (list, tuple)):
+                value = type(value)(_plain(v) for v in value)
+            object.__setattr__(self, field.name, _plain(value))
         # Normalise sequences to tuples so the config stays hashable (lists from a CLI or JSON).
         if isinstance(self.estimators, str):
             object.__setattr__(self, "estimators", (self.estimators,))
@@ -358,6 +365,14 @@ def _parse_count(name: str, text: str, default: int | None) -> int:
         value = 0
     if value < 1:
         raise ConfigError(f"{name}: the number after ':' must be a positive integer, got {text!r}")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (``item()``); anything else unchanged."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(
+            value, "ndim", None) == 0:
+        return value.item()
     return value
 
 

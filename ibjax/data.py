@@ -73,9 +73,10 @@ def make_dataset(x, y, x_test=None, y_test=None, name: str = "arrays") -> Datase
                               f"{x_test.shape[1]}")
         y_test = _labels("y_test", y_test, x_test.shape[0])
     top = int(max(y.max(), -1 if y_test is None or y_test.size == 0 else y_test.max()))
-    if top < 1:
-        raise ConfigError(f"labels must take at least 2 values 0..C-1 (C >= 2); y holds only "
-                          f"{sorted(set(y.tolist()))}")
+    present = np.unique(y)
+    if present.size < 2:
+        raise ConfigError(f"y must hold at least 2 classes (labels 0..C-1, C >= 2); it holds "
+                          f"only label {int(present[0])}")
     return Dataset(x, y, top + 1, str(name), x_test, y_test)
 
 
@@ -145,15 +146,21 @@ def load_var_u() -> Dataset:
 _REGISTERED: dict[str, Dataset] = {}
 
 
+def digest(dataset: Dataset) -> str:
+    """sha256 (hex) of a dataset's contents: every array's shape, dtype and bytes, and the
+    class count. Runs record it so that a resume on changed data is refused."""
+    hasher = hashlib.sha256(str(dataset.num_classes).encode())
+    for array in (dataset.x, dataset.y, dataset.x_test, dataset.y_test):
+        if array is not None:
+            hasher.update(f"{array.shape}{array.dtype}".encode())
+            hasher.update(np.ascontiguousarray(array).tobytes())
+    return hasher.hexdigest()
+
+
 def register(dataset: Dataset) -> str:
     """Makes in-memory arrays addressable by a config: returns the spec
     ``"arrays:NAME:DIGEST"`` (a content hash, so equal data shares compiled programs)."""
-    digest = hashlib.sha256()
-    for array in (dataset.x, dataset.y, dataset.x_test, dataset.y_test):
-        if array is not None:
-            digest.update(str(array.shape).encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
-    spec = f"arrays:{dataset.name}:{digest.hexdigest()[:16]}"
+    spec = f"arrays:{dataset.name}:{digest(dataset)[:16]}"
     _REGISTERED[spec] = dataset
     return spec
 

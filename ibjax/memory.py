@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 
-from ibjax.config import ConfigError
+from ibjax.config import Config, ConfigError, num_train, snapshot_epochs
 
 BUDGET_FRACTION = 0.6
 FRACTION_VARIABLE = "IBJAX_MEMORY_FRACTION"
@@ -100,3 +101,101 @@ def networks_per_chunk(num_networks: int, bytes_for_all: int | None, budget: int
     per_network = bytes_for_all / num_networks
     fit = int(budget / per_network) // num_devices * num_devices
     return max(num_devices, min(num_networks, fit))
+
+
+class SizeEstimate(NamedTuple):
+    """What a run needs, from its sizes alone (before anything is compiled or allocated).
+
+    Attributes:
+      host_bytes: the results and carried states of all networks on the host, with the copies
+        made while collecting, checkpointing and saving them.
+      results_bytes: one copy of the results (what ``results.nc`` holds, about).
+      checkpoint_bytes: one checkpoint file (states and results so far, about).
+      network_bytes: one network's working set on a device: its state, a training step and a
+        snapshot's measurement of every layer on the MI rows. A low estimate (XLA's own
+        figure, after compiling, decides how many networks run at once).
+    """
+
+    host_bytes: int
+    results_bytes: int
+    checkpoint_bytes: int
+    network_bytes: int
+
+
+def estimate_sizes(config: Config, dataset, num_networks: int) -> SizeEstimate:
+    """:class:`SizeEstimate` of ``num_networks`` networks of ``config`` on ``dataset`` (an
+    :class:`ibjax.data.Dataset`)."""
+    widths = (*config.hidden, dataset.num_classes)
+    fan_in = (dataset.x.shape[1], *config.hidden)
+    num_params = sum((i + 1) * o for i, o in zip(fan_in, widths, strict=True))
+    num_rows = dataset.x.shape[0] + dataset.num_test
+    n_train = num_train(config.train_fraction_for(dataset.num_test), dataset.x.shape[0])
+    if config.mi_samples == "test":
+        mi_rows = dataset.num_test
+    elif isinstance(config.mi_samples, int):
+        mi_rows = min(config.mi_samples, num_rows)
+    else:
+        mi_rows = num_rows
+    num_snapshots = len(snapshot_epochs(config.snapshots, config.num_epochs))
+    floats_per_snapshot = (2 * len(config.estimators) + 2) * len(widths) + 4
+    results = 4 * num_snapshots * floats_per_snapshot
+    state = 4 * 4 * num_params + 4 * n_train + num_rows + 64  # params, Adam, flat copy
+    batch = n_train if config.batch_size is None else config.batch_size
+    measure = 4 * 3 * mi_rows * sum(widths)  # activations, bin digits, sort keys
+    if any(name.startswith("kde") for name in config.estimators):
+        measure += 4 * 4 * min(mi_rows * mi_rows, 2**20)  # one block of kernels
+    train = 4 * 4 * batch * sum(widths)
+    return SizeEstimate(
+        host_bytes=num_networks * (3 * results + 2 * state),
+        results_bytes=num_networks * results,
+        checkpoint_bytes=num_networks * (results + state),
+        network_bytes=state + max(measure, train))
+
+
+def format_bytes(size: float) -> str:
+    """``1.5 GB``-style text (powers of 1000)."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(size) < 1000 or unit == "PB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} PB"  # pragma: no cover
+
+
+def check_host_memory(config: Config, dataset, num_networks: int) -> SizeEstimate:
+    """Refuses a run whose results and states cannot fit in the host's memory.
+
+    Raises:
+      ConfigError: naming the sizes, before anything is allocated.
+    """
+    sizes = estimate_sizes(config, dataset, num_networks)
+    available = host_available_bytes()
+    if available is not None and sizes.host_bytes > available * budget_fraction():
+        raise ConfigError(
+            f"{num_networks} networks x {sizes.results_bytes // max(num_networks, 1)} bytes of "
+            f"results each need about {format_bytes(sizes.host_bytes)} of host memory, more "
+            f"than the {format_bytes(available * budget_fraction())} this run may use "
+            f"({budget_fraction():.0%} of the {format_bytes(available)} available): use fewer "
+            f"seeds or snapshots, or split the seeds (ibjax run --seed-range a:b) and join "
+            f"the parts with 'ibjax merge'")
+    return sizes
+
+
+def check_network_fits(config: Config, dataset, devices: Sequence[jax.Device]) -> None:
+    """Refuses a configuration of which not even one network fits on a device.
+
+    Raises:
+      ConfigError: naming the sizes, before anything is compiled.
+    """
+    needed = estimate_sizes(config, dataset, 1).network_bytes
+    budget = device_budget_bytes(devices)
+    if budget is not None and needed > budget:
+        raise ConfigError(network_too_large(needed, budget, config, dataset))
+
+
+def network_too_large(needed: int, budget: int, config: Config, dataset) -> str:
+    """The message for a network that does not fit on one device."""
+    widths = ",".join(str(w) for w in (*config.hidden, dataset.num_classes))
+    return (f"one network needs about {format_bytes(needed)} on a device (layers of widths "
+            f"{widths}, measured on the MI rows), more than the {format_bytes(budget)} it may "
+            f"use ({budget_fraction():.0%} of its memory, ${FRACTION_VARIABLE}): use narrower "
+            f"layers, fewer MI rows (mi_samples) or a device with more memory")

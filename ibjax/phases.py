@@ -57,8 +57,8 @@ def detect(results: xr.Dataset, window: int = SNR_WINDOW) -> xr.Dataset:
 
     Returns:
       Dataset with ``compression_epoch`` and ``bits_compressed`` (dims of ``ixt`` without
-      ``epoch``) and ``snr_epoch`` (dims of ``grad_mean`` without ``epoch``); float, NaN where
-      undefined.
+      ``epoch``) and ``snr_epoch`` (dims of ``grad_mean`` without ``epoch``; absent when the
+      file has no gradient statistics); float, NaN where undefined.
     """
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise ValueError(f"window must be a positive integer, got {window!r}")
@@ -72,23 +72,24 @@ def detect(results: xr.Dataset, window: int = SNR_WINDOW) -> xr.Dataset:
     valid = (peak >= 0) & np.isfinite(last)
     dims = ixt.dims[:-1]
     coords = {name: coord for name, coord in ixt.coords.items() if "epoch" not in coord.dims}
-    grad_mean = results["grad_mean"].transpose(..., "epoch")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        snr = grad_mean.values / results["grad_std"].transpose(..., "epoch").values
-    snr_index = _snr_index(snr, window)
-    return xr.Dataset(
-        {
-            "compression_epoch": (dims, np.where(valid, epochs[np.maximum(peak, 0)], np.nan),
-                                  {"long_name": "epoch of the I(X;T) peak", "units": "epoch"}),
-            "bits_compressed": (dims, np.where(valid, at_peak - last, np.nan),
-                                {"long_name": "I(X;T) lost from the peak to the last snapshot",
-                                 "units": "bits"}),
-            "snr_epoch": (grad_mean.dims[:-1],
-                          np.where(snr_index >= 0, epochs[np.maximum(snr_index, 0)], np.nan),
-                          {"long_name": "first epoch with gradient SNR below 1 (window "
-                                        f"median of {window} snapshots too)", "units": "epoch"}),
-        },
-        coords=coords)
+    markers = {
+        "compression_epoch": (dims, np.where(valid, epochs[np.maximum(peak, 0)], np.nan),
+                              {"long_name": "epoch of the I(X;T) peak", "units": "epoch"}),
+        "bits_compressed": (dims, np.where(valid, at_peak - last, np.nan),
+                            {"long_name": "I(X;T) lost from the peak to the last snapshot",
+                             "units": "bits"}),
+    }
+    if "grad_mean" in results and "grad_std" in results:  # a user's own file may lack them
+        grad_mean = results["grad_mean"].transpose(..., "epoch")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snr = grad_mean.values / results["grad_std"].transpose(..., "epoch").values
+        snr_index = _snr_index(snr, window)
+        markers["snr_epoch"] = (
+            grad_mean.dims[:-1], np.where(snr_index >= 0, epochs[np.maximum(snr_index, 0)],
+                                          np.nan),
+            {"long_name": "first epoch with gradient SNR below 1 (window median of "
+                          f"{window} snapshots too)", "units": "epoch"})
+    return xr.Dataset(markers, coords=coords)
 
 
 def summarize(phases: xr.Dataset, dim: str = "seed") -> xr.Dataset:
@@ -125,10 +126,13 @@ def table(results: xr.Dataset, window: int = SNR_WINDOW) -> str:
         for estimator in summary["estimator"].values:
             for i, name in enumerate(results["layer_name"].values):
                 row = summary.sel(estimator=estimator).isel(layer=i)
-                snr = summary["snr_epoch"].isel(layer=i)
-                count = int(summary["snr_epoch_count"].isel(layer=i))
-                snr_text = format_interval(snr, 0)
-                snr_text += "" if snr_text == "never" else f" n={count}"
+                if "snr_epoch" in summary:
+                    snr = summary["snr_epoch"].isel(layer=i)
+                    count = int(summary["snr_epoch_count"].isel(layer=i))
+                    snr_text = format_interval(snr, 0)
+                    snr_text += "" if snr_text == "never" else f" n={count}"
+                else:
+                    snr_text = "no gradients"
                 lines.append(
                     f"  {estimator!s:14s} {name!s:16s} "
                     f"{format_interval(row['compression_epoch'], 0):>26s} "

@@ -65,6 +65,8 @@ def information_plane_figure(results: xr.Dataset) -> Figure:
         ax.set_ylabel("I(T;Y) [bits]")
         ax.set_title(f"estimator: {estimator}", fontsize=9)
         ax.grid(alpha=0.3)
+        if not (np.isfinite(ixt).any() and np.isfinite(ity).any()):
+            _say(ax, "no finite values\n(every network diverged, or nothing was measured)")
     mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(mappable, ax=list(axes), label="epoch")
     fig.suptitle(_title(results, "Information plane"), fontsize=9)
@@ -86,6 +88,12 @@ def gradients_figure(results: xr.Dataset) -> Figure:
     keep = epochs > 0
     fig = Figure(figsize=(7.0, 5.0), layout="constrained")
     ax = fig.add_subplot()
+    ax.set_title(_title(results, "Gradient mean (solid) and standard deviation (dashed)"),
+                 fontsize=9)
+    if not (keep.any() and np.isfinite(mean[keep]).any()):
+        _say(ax, "no gradient statistics after epoch 0\n(a single snapshot, or every network "
+                 "diverged)")
+        return fig
     palette = [f"C{i}" for i in range(10)]
     top = blended_transform_factory(ax.transData, ax.transAxes)
     for layer in range(mean.shape[1]):
@@ -104,31 +112,44 @@ def gradients_figure(results: xr.Dataset) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("weight-gradient norm")
-    ax.set_title(_title(results, "Gradient mean (solid) and standard deviation (dashed)"),
-                 fontsize=9)
     ax.legend(fontsize=6, ncol=2)
     ax.grid(alpha=0.3, which="both")
     return fig
 
 
 def accuracy_figure(results: xr.Dataset) -> Figure:
-    """Train and test accuracy and loss against epoch (mean over seeds, 10-90% band)."""
+    """Train and test accuracy and loss against epoch (mean over seeds, 10-90% band); the
+    variables a file lacks, or holds no finite values of, are left out (and said so)."""
     epochs = np.maximum(results["epoch"].values, 1)
     fig = Figure(figsize=(9.0, 3.6), layout="constrained")
     for ax, metric in zip(fig.subplots(1, 2), ("accuracy", "loss"), strict=True):
+        drawn = 0
         for split, color in (("train", "C0"), ("test", "C1")):
-            values = results[f"{split}_{metric}"]
-            if not np.isfinite(values.values).any():
+            name = f"{split}_{metric}"
+            if name not in results or not np.isfinite(results[name].values).any():
                 continue
+            values = results[name]
             low, high = (values.quantile(q, "seed", skipna=True).values for q in (0.1, 0.9))
-            ax.plot(epochs, values.mean("seed", skipna=True).values, color=color, label=split)
+            ax.plot(epochs, values.mean("seed", skipna=True).values, color=color, label=split,
+                    marker="o" if epochs.size == 1 else None)
             ax.fill_between(epochs, low, high, color=color, alpha=0.2)
-        ax.set_xscale("log")
+            drawn += 1
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
-        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+        if not drawn:
+            _say(ax, f"no {metric} values in this file")
+            continue
+        if epochs.max() > 1:
+            ax.set_xscale("log")
+        ax.legend(fontsize=8)
     return fig
+
+
+def _say(ax, text: str) -> None:
+    """A note in the middle of an empty panel."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9,
+            color="0.35")
 
 
 def _title(results: xr.Dataset, what: str) -> str:
@@ -143,12 +164,25 @@ def _title(results: xr.Dataset, what: str) -> str:
             f"batch {config.get('batch_size') or 'full'}")
 
 
+def skipped_figures(results: xr.Dataset) -> dict[str, str]:
+    """The figures :func:`plot_results` cannot draw from ``results``: name -> why."""
+    skipped = {}
+    if "grad_mean" not in results or "grad_std" not in results:
+        skipped["gradients"] = "the file has no gradient statistics (grad_mean, grad_std)"
+    if not any(f"{split}_{metric}" in results for split in ("train", "test")
+               for metric in ("accuracy", "loss")):
+        skipped["accuracy"] = "the file has no losses or accuracies"
+    return skipped
+
+
 def plot_results(results: xr.Dataset | str | os.PathLike,
                  out_dir: str | os.PathLike | None = None) -> list[Path]:
     """Writes ``information_plane.png``, ``gradients.png`` and ``accuracy.png``.
 
     With a ``learning_rate`` dimension, one set per rate, named ``information_plane_lr1e-4.png``
-    and so on.
+    and so on. A figure whose variables the file lacks is not drawn
+    (:func:`skipped_figures` says which and why); impossible values (see
+    :func:`ibjax.results.check_values`) are left out of the figures.
 
     Args:
       results: a results Dataset or the path of a results file.
@@ -156,9 +190,12 @@ def plot_results(results: xr.Dataset | str | os.PathLike,
 
     Returns:
       The paths written.
+
+    Raises:
+      OSError: a figure could not be written (the figures written before it stay).
     """
     from ibjax.atomic import atomic_path
-    from ibjax.results import load
+    from ibjax.results import check_values, load
 
     if not isinstance(results, xr.Dataset):
         path = Path(results)
@@ -166,6 +203,7 @@ def plot_results(results: xr.Dataset | str | os.PathLike,
         results = load(path)
     if out_dir is None:
         raise ValueError("out_dir is required when results is a Dataset")
+    results = check_values(results)[0]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if "learning_rate" in results.dims:  # one set of figures per learning rate
@@ -173,11 +211,14 @@ def plot_results(results: xr.Dataset | str | os.PathLike,
                  for rate in results["learning_rate"].values]
     else:
         parts = [("", results)]
+    skipped = skipped_figures(results)
     written = []
     for suffix, part in parts:
         for name, make in (("information_plane", information_plane_figure),
                            ("gradients", gradients_figure),
                            ("accuracy", accuracy_figure)):
+            if name in skipped:
+                continue
             target = out_dir / f"{name}{suffix}.png"
             with atomic_path(target) as tmp:
                 make(part).savefig(tmp, dpi=130, format="png")

@@ -146,10 +146,17 @@ def merge(parts: list[xr.Dataset]) -> xr.Dataset:
     if not parts:
         raise ResultsFileError("merge needs at least one results file")
     configs = [config_of(part).replace(num_seeds=1) for part in parts]  # seed count may differ
-    for part, config in zip(parts[1:], configs[1:], strict=True):
+    for i, (part, config) in enumerate(zip(parts[1:], configs[1:], strict=True), start=2):
         if config != configs[0]:
-            raise ResultsFileError(
-                f"cannot merge different configurations: {configs[0]} vs {config}")
+            first, other = configs[0].to_dict(), config.to_dict()
+            fields = ", ".join(f"{name} ({first[name]!r} vs {other[name]!r})"
+                               for name in first if first[name] != other[name])
+            raise ResultsFileError(f"cannot merge different configurations: file {i} differs "
+                                   f"from file 1 in {fields}")
+        digests = (parts[0].attrs.get("data_sha256"), part.attrs.get("data_sha256"))
+        if None not in digests and digests[0] != digests[1]:
+            raise ResultsFileError(f"cannot merge runs on different data: file {i} differs "
+                                   f"from file 1 in data_sha256")
         if not np.array_equal(part["epoch"].values, parts[0]["epoch"].values):
             raise ResultsFileError("cannot merge results with different snapshot epochs")
     seeds = np.concatenate([part["seed"].values for part in parts])
@@ -168,6 +175,62 @@ def merge(parts: list[xr.Dataset]) -> xr.Dataset:
     return merged
 
 
+_SLACK = 1e-3  # bits of float rounding allowed beyond a bound
+
+
+def value_bounds(dataset: xr.Dataset) -> dict[str, tuple[float, float]]:
+    """The range each variable can take, ``name -> (lo, hi)``: I(X;T) in ``[0, log2 N]``
+    (N the MI rows, from ``attrs["mi_rows"]``, else the configuration; 64 bits when unknown),
+    I(T;Y) in ``[-log2 N, log2 C]`` (C classes: KDE bounds of I(T;Y) can dip below 0),
+    gradient norms and losses ``>= 0``, accuracies in ``[0, 1]``."""
+    num_rows = dataset.attrs.get("mi_rows")
+    if num_rows is None:
+        config = config_of(dataset)
+        if isinstance(config.mi_samples, int):
+            num_rows = config.mi_samples
+        elif config.dataset == "var_u" and config.mi_samples == "all":
+            num_rows = 4096
+    max_bits = float(np.log2(num_rows)) if num_rows else 64.0
+    classes = dataset.attrs.get("num_classes")
+    label_bits = float(np.log2(classes)) if classes else max_bits
+    bounds = {"ixt": (0.0, max_bits), "ity": (-max_bits, label_bits)}
+    for name in ("grad_mean", "grad_std", "train_loss", "test_loss"):
+        bounds[name] = (0.0, np.inf)
+    for name in ("train_accuracy", "test_accuracy"):
+        bounds[name] = (0.0, 1.0)
+    return bounds
+
+
+def check_values(dataset: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
+    """Flags values a run cannot produce (a damaged file: a flipped bit, a foreign writer).
+
+    Returns:
+      ``(clean, problems)``: the dataset with every impossible value (outside
+      :func:`value_bounds`, or infinite) replaced by NaN, and one line per variable that held
+      any, saying how many and the worst. NaN itself is not a problem: it marks a diverged
+      network or a missing measurement.
+    """
+    problems, clean = [], dataset.copy()
+    for name, (lo, hi) in value_bounds(dataset).items():
+        if name not in dataset:
+            continue
+        values = dataset[name].values
+        with np.errstate(invalid="ignore"):
+            bad = np.isinf(values) | (values < lo - _SLACK) | (values > hi + _SLACK)
+        if bad.any():
+            worst = values[bad][np.argmax(np.abs(values[bad]))]
+            problems.append(f"{name}: {int(bad.sum())} of {values.size} values outside "
+                            f"[{lo:g}, {hi:g}] (e.g. {worst:.6g}); treated as missing")
+            clean[name] = dataset[name].where(~bad)
+    return clean, problems
+
+
+def missing_variables(dataset: xr.Dataset) -> list[str]:
+    """Variables of :data:`VARIABLES` that ``dataset`` lacks (a file from a user's own loop
+    may hold only I(X;T) and I(T;Y))."""
+    return [name for name in VARIABLES if name not in dataset]
+
+
 def summary(dataset: xr.Dataset) -> str:
     """A short text: configuration, sizes, timings, divergence, and per layer the mean I(X;T)
     at the first snapshot, its peak (with epoch) and the last snapshot, and the last I(T;Y)."""
@@ -180,8 +243,12 @@ def summary(dataset: xr.Dataset) -> str:
         if key in dataset.attrs:
             value = dataset.attrs[key]
             lines.append(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")
-    diverged = int((dataset["diverged_epoch"] >= 0).sum()) if "diverged_epoch" in dataset else 0
-    lines.append(f"diverged: {diverged} of {dataset['diverged_epoch'].size} networks")
+    if "diverged_epoch" in dataset:
+        diverged = int((dataset["diverged_epoch"] >= 0).sum())
+        lines.append(f"diverged: {diverged} of {dataset['diverged_epoch'].size} networks")
+    missing = missing_variables(dataset)
+    if missing:
+        lines.append(f"not in this file: {', '.join(missing)}")
     reduce_dims = [d for d in dataset["ixt"].dims if d not in ("epoch", "layer", "estimator")]
     ixt = dataset["ixt"].mean(reduce_dims, skipna=True)
     ity = dataset["ity"].mean(reduce_dims, skipna=True)
@@ -192,7 +259,8 @@ def summary(dataset: xr.Dataset) -> str:
         for i, name in enumerate(dataset["layer_name"].values):
             x = ixt.sel(estimator=estimator).isel(layer=i).values
             last_ity = float(ity.sel(estimator=estimator).isel(layer=i).values[-1])
-            peak = int(np.nanargmax(x)) if np.isfinite(x).any() else 0
+            peak = int(np.nanargmax(np.where(np.isfinite(x), x, -np.inf))) if np.isfinite(
+                x).any() else 0
             lines.append(f"  {name!s:16s} {x[0]:12.2f} {x[peak]:7.2f} ({epochs[peak]:>6}) "
                          f"{x[-1]:9.2f} {last_ity:12.3f}")
     return "\n".join(lines)

@@ -25,10 +25,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ibjax import checkpoint, results
 from ibjax.config import Config, ConfigError, snapshot_epochs
-from ibjax.data import Dataset, load_dataset, register
+from ibjax.data import Dataset, digest, load_dataset, register
 from ibjax.memory import (
     budget_fraction,
+    check_host_memory,
+    check_network_fits,
     device_budget_bytes,
+    network_too_large,
     networks_per_chunk,
     program_bytes,
 )
@@ -138,7 +141,8 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         max_networks_per_chunk: int | None = None,
         target_segments: int = 50,
         data: Dataset | None = None,
-        training_group: int | None = None) -> xr.Dataset:
+        training_group: int | None = None,
+        results_path: str | os.PathLike | None = None) -> xr.Dataset:
     """Trains one network per seed, all at once, and measures them at every snapshot.
 
     The seed axis is split over ``devices`` (all local devices by default; on a CPU host the
@@ -153,9 +157,12 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
       devices: devices to shard the seeds over (default ``jax.local_devices()``).
       checkpoint_path: if given, the run state is saved there atomically between segments (at
         most every ``checkpoint_every_s`` seconds, and on Ctrl-C); see :mod:`ibjax.checkpoint`.
+        It is removed only once ``results_path`` is written; without ``results_path`` it is
+        kept when the run ends (delete it once your results are safe).
       checkpoint_every_s: minimum seconds between checkpoints (0: after every segment).
-      resume: continue from ``checkpoint_path`` (its config and seeds must match). The result
-        is identical to an uninterrupted run.
+      resume: continue from ``checkpoint_path`` (its config, seeds and data must match: the
+        data's contents are compared by sha256). The result is identical to an uninterrupted
+        run.
       max_networks_per_chunk: cap on networks run at once. By default ibjax asks XLA how much
         memory the program needs and, if all networks do not fit in a fraction of the device
         memory (:mod:`ibjax.memory`), runs each segment chunk by chunk (all states stay
@@ -170,6 +177,9 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         group, then all are measured together, in the same compiled step (see
         :mod:`ibjax.segment`). Default: 64 on a CPU (faster there for large seed counts), no
         limit on GPUs and TPUs. Only speed changes (results agree up to float rounding).
+      results_path: if given, the results are saved there atomically (netCDF, see
+        :func:`ibjax.save`) before the checkpoint is removed, so a failure or a kill at any
+        moment leaves either the results or a checkpoint to resume from.
 
     Returns:
       The results Dataset (see :mod:`ibjax.results`); ``attrs`` hold ``compile_s``, ``run_s``,
@@ -178,8 +188,10 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
       ``diverged_epoch`` flags networks whose weights became NaN/inf.
 
     Raises:
-      ConfigError: bad configuration or seeds, before anything is compiled.
-      CheckpointError: ``resume`` without a matching checkpoint.
+      ConfigError: bad configuration or seeds, or sizes that cannot fit in memory, before
+        anything is compiled.
+      CheckpointError: ``resume`` without a matching checkpoint, or on changed data.
+      OSError: ``results_path`` could not be written (the checkpoint is kept).
       RunInterrupted: Ctrl-C; the finished segments are in the checkpoint, if one was asked for.
     """
     config, seeds = prepare(config, seeds, data)
@@ -192,16 +204,24 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
             raise ConfigError(f"training_group must be None or an integer >= 1, got "
                               f"{training_group!r}")
         training_group = int(training_group)  # a plain int: part of the program cache key
+    dataset = load_dataset(config.dataset)
+    data_digest = digest(dataset)
     saved = None
     if resume:
         if checkpoint_path is None:
             raise ConfigError("resume=True needs checkpoint_path")
         saved = checkpoint.load(checkpoint_path)
+        if saved.data_digest is not None and saved.data_digest != data_digest:
+            raise checkpoint.CheckpointError(
+                f"{checkpoint_path}: the data changed since the run started "
+                f"({config.dataset.removeprefix('file:')}: sha256 {saved.data_digest[:12]}... "
+                f"then, {data_digest[:12]}... now); restore the data or start a new run")
         if saved.config.replace(num_seeds=1) != config.replace(num_seeds=1) or not np.array_equal(
                 saved.seeds, seeds):
             raise checkpoint.CheckpointError(
                 f"{checkpoint_path} belongs to another run (config or seeds differ)")
     devices = tuple(jax.local_devices() if devices is None else devices)
+    check_network_fits(config, dataset, devices)
     num_devices = len(devices)
     # One network per (seed, learning rate): network n has seed n // H and rate n % H.
     rate_values = np.asarray(config.learning_rates, np.float32)
@@ -218,8 +238,10 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     while chunk < all_padded:  # does not fit at once: a program for one chunk of networks
         program = _compiled_program(static, chunk, devices, target_segments, training_group)
         needed = program_bytes(program.segment)
-        if budget is None or needed is None or needed <= budget or chunk == num_devices:
+        if budget is None or needed is None or needed <= budget:
             break
+        if chunk == num_devices:  # not even one network per device fits
+            raise ConfigError(network_too_large(needed, budget, config, dataset))
         chunk = max(num_devices, chunk // 2 // num_devices * num_devices)  # not quite linear
     # Misses, not the cache size: a full cache evicts one program for each one it adds.
     newly_compiled = _compiled_program.cache_info().misses > misses_before
@@ -234,12 +256,10 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
                            jax.device_put(rates[k * chunk:(k + 1) * chunk], by_seed))
               for k in range(num_chunks)]
     loop = _SegmentLoop(program, config, seeds, num_real, devices, progress, checkpoint_path,
-                        checkpoint_every_s)
+                        checkpoint_every_s, data_digest)
     states, stacked, run_s = loop.run(states, saved)
     diverged_epoch = np.concatenate(
         [np.asarray(jax.device_get(s.diverged_at)) for s in states])[:num_real]
-    if checkpoint_path is not None:
-        Path(checkpoint_path).unlink(missing_ok=True)  # the results file now holds it all
     info = {
         "compile_s": program.compile_s if newly_compiled else 0.0,
         "run_s": run_s,
@@ -248,11 +268,19 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         "networks_per_chunk": chunk,
         "training_groups": program.training_groups,
         "layer_products": ",".join(program.trainer.layer_products),
+        "data_sha256": data_digest,
+        "mi_rows": program.trainer.num_mi_rows,
+        "num_classes": dataset.num_classes,
         **hardware_info(devices),
     }
-    return results.to_dataset(config.replace(num_seeds=num_real), seeds,
-                              program.plan.snapshot_epochs, program.trainer.layer_widths,
-                              stacked, info, diverged_epoch=diverged_epoch)
+    dataset_out = results.to_dataset(config.replace(num_seeds=num_real), seeds,
+                                     program.plan.snapshot_epochs, program.trainer.layer_widths,
+                                     stacked, info, diverged_epoch=diverged_epoch)
+    if results_path is not None:
+        results.save(dataset_out, results_path)
+        if checkpoint_path is not None:  # only now: the results file holds it all
+            Path(checkpoint_path).unlink(missing_ok=True)
+    return dataset_out
 
 
 def prepare(config: Config, seeds: Sequence[int] | None = None,
@@ -275,6 +303,15 @@ def prepare(config: Config, seeds: Sequence[int] | None = None,
     config.validate()
     dataset = load_dataset(config.dataset)
     config = config.validate_for(dataset).resolved(dataset.num_test)
+    if seeds is None:
+        num_seeds = config.num_seeds
+    else:
+        try:
+            num_seeds = len(seeds)
+        except TypeError:
+            raise ConfigError(f"seeds must be a sequence of integers, got {seeds!r}") from None
+    # From the sizes alone, before the seed list (or anything else) is allocated.
+    check_host_memory(config, dataset, num_seeds * len(config.learning_rates))
     seeds = np.arange(config.num_seeds) if seeds is None else np.asarray(seeds)
     if (seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer)
             or (seeds < 0).any() or len(set(seeds.tolist())) != seeds.size):
@@ -287,12 +324,13 @@ class _SegmentLoop:
     """Runs the plan's segments, fetching measurements and writing checkpoints in between."""
 
     def __init__(self, program, config, seeds, num_networks, devices, progress,
-                 checkpoint_path, checkpoint_every_s):
+                 checkpoint_path, checkpoint_every_s, data_digest=None):
         self.program, self.plan, self.config, self.seeds = program, program.plan, config, seeds
         self.num_networks = num_networks
         self.by_seed, self.replicated = seed_sharding(devices)
         self.progress, self.checkpoint_path = progress, checkpoint_path
         self.checkpoint_every_s = checkpoint_every_s
+        self.data_digest = data_digest
         self.collected: list[dict[str, np.ndarray]] = []
         self.collected_through = 0  # segments whose measurements are in self.collected
         self.elapsed_before = 0.0
@@ -320,7 +358,7 @@ class _SegmentLoop:
 
     def save(self, states, segments_done: int) -> None:
         checkpoint.save(self.checkpoint_path, self.config, self.seeds, segments_done, states,
-                        self.stacked(), self.elapsed(), self.num_networks)
+                        self.stacked(), self.elapsed(), self.num_networks, self.data_digest)
         self.last_save = time.perf_counter()
 
     def run(self, states: list, saved: checkpoint.Checkpoint | None):

@@ -108,6 +108,7 @@ class Trainer(NamedTuple):
       layer_activations: ``layer_activations(params) -> list of [width, num_mi_rows]``, every
         measured layer on the rows MI is measured on (``config.mi_samples``; features-major).
       num_layers: layers measured (hidden layers and the softmax output).
+      num_mi_rows: rows the estimators measure on (``config.mi_samples`` resolved).
       layer_widths: their widths.
       layer_products: each Dense layer's product, ``"matmul"`` or ``"broadcast"``
         (``config.layer_product`` resolved for the platform, see
@@ -123,6 +124,7 @@ class Trainer(NamedTuple):
     num_layers: int
     layer_widths: tuple[int, ...]
     layer_products: tuple[str, ...]
+    num_mi_rows: int
 
 
 def mi_sample_rows(mi_samples: str | int, num_samples: int, num_test: int) -> np.ndarray | None:
@@ -334,4 +336,5 @@ def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) 
     return Trainer(init=init, run_steps=run_steps, train_steps=train_steps,
                    measure_if=measure_if, train_epoch=train_epoch,
                    layer_activations=layer_activations, num_layers=num_layers,
-                   layer_widths=widths, layer_products=products)
+                   layer_widths=widths, layer_products=products,
+                   num_mi_rows=int(y_mi.shape[0]))

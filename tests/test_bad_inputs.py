@@ -90,7 +90,33 @@ CASES = [
     ("data-float-labels", lambda p: [*RUN, "--data", npz(p, x=good_xy()[0], y=np.ones(64) / 2)],
      "integer class labels"),
     ("data-one-class", lambda p: [*RUN, "--data", npz(p, x=good_xy()[0], y=np.zeros(64, int))],
-     "at least 2 values"),
+     "at least 2 classes"),
+    ("data-all-ones", lambda p: [*RUN, "--data", npz(p, x=good_xy()[0], y=np.ones(64, int))],
+     "only label 1"),
+    ("hidden-negative", lambda p: ["run", "--hidden", "10,-5"], "--hidden"),
+    ("hidden-dash-negative", lambda p: ["run", "--hidden", "-5"], "--hidden"),
+    ("checkpoint-every-nan", lambda p: ["run", "--checkpoint-every", "nan"],
+     "--checkpoint-every"),
+    ("seeds-and-seed-range", lambda p: ["run", "--seeds", "5", "--seed-range", "0:2"],
+     "cannot be combined"),
+    ("resume-batch-full", lambda p: ["run", "--resume", str(p), "--batch-size", "full"],
+     "drop --batch-size"),
+    ("resume-out", lambda p: ["run", "--resume", str(p), "--out", str(p / "x")], "drop --out"),
+    ("resume-preset", lambda p: ["run", "--resume", str(p), "--preset", "authors"],
+     "drop --preset authors"),
+    ("seeds-beyond-memory", lambda p: ["run", "--seeds", "1000000000", "--out", str(p / "o")],
+     "host memory"),
+    ("out-is-a-file", lambda p: [*RUN, "--out", str(_write(p / "f", b""))], "is a file"),
+    ("out-not-creatable", lambda p: [*RUN, "--out", str(_write(p / "f", b"") / "sub")],
+     "cannot create"),
+    ("results-path-is-a-folder", lambda p: [*RUN, "--out", str(_mkdir(p / "o" / "results.nc")
+                                                             .parent)], "is a folder"),
+    ("coordinator-alone", lambda p: [*RUN, "--coordinator", "h:1"], "need --distributed"),
+    ("plot-out-not-writable", lambda p: ["plot", _results(p, "a", 2), "--out",
+                                         str(_write(p / "f", b"") / "sub")], "cannot write"),
+    ("merge-out-not-writable", lambda p: ["merge", _results(p, "a", 2), "--out",
+                                          str(_write(p / "f", b"") / "sub" / "m.nc")],
+     "cannot write"),
     ("data-negative-label", lambda p: [*RUN, "--data", npz(p, x=good_xy()[0],
                                                            y=np.arange(64) - 1)], "0..C-1"),
     ("data-length", lambda p: [*RUN, "--data", npz(p, x=good_xy()[0], y=np.arange(10) % 2)],
@@ -115,12 +141,17 @@ CASES = [
      "not a readable ibjax results file"),
     ("results-missing", lambda p: ["plot", str(p / "none.nc")], "not found"),
     ("merge-different", lambda p: ["merge", _results(p, "a", 3), _results(p, "b", 4, (5, 2)),
-                                   "--out", str(p / "m.nc")], "cannot merge"),
+                                   "--out", str(p / "m.nc")], "differs from file 1 in hidden"),
 ]
 
 
 def _write(path, data):
     path.write_bytes(data)
+    return path
+
+
+def _mkdir(path):
+    path.mkdir(parents=True)
     return path
 
 

@@ -148,3 +148,8 @@ def test_bad_shapes_raise():
         ibjax.binned_mi(np.zeros((8,), np.float32), np.zeros(8, int))
     with pytest.raises(ValueError, match="integer labels"):
         ibjax.binned_mi(np.zeros((8, 2), np.float32), np.zeros(8, np.float32))
+
+
+def test_zero_rows_are_refused_by_name():
+    with pytest.raises(ibjax.ConfigError, match="t must have at least one row"):
+        ibjax.binned_mi(np.zeros((0, 3), np.float32), np.zeros(0, np.int32))

@@ -88,3 +88,19 @@ def test_new_fields_round_trip_through_json():
     assert cfg.estimators == ("binning", "kde-lower")
     assert ibjax.Config.from_json(cfg.to_json()) == cfg
     assert ibjax.Config(estimators="equal-mass").estimators == ("equal-mass",)
+
+
+def test_numpy_integers_and_floats_are_accepted():
+    """Counts and rates computed with numpy (np.int64, np.float32) are plain numbers to the
+    config: accepted, hashed and saved like them."""
+    import json
+
+    import numpy as np
+
+    from_numpy = Config(num_seeds=np.int64(4), hidden=(np.int64(5), 3), num_epochs=np.int32(7),
+                        learning_rate=np.float64(1e-3), batch_size=np.int64(64),
+                        shuffle=np.bool_(False)).validate()
+    plain = Config(num_seeds=4, hidden=(5, 3), num_epochs=7, learning_rate=1e-3, batch_size=64,
+                   shuffle=False)
+    assert from_numpy == plain and hash(from_numpy) == hash(plain)
+    assert json.loads(from_numpy.to_json())["num_seeds"] == 4

@@ -1,5 +1,8 @@
+import numpy as np
+import pytest
 from test_results import synthetic
 
+from ibjax.cli import main
 from ibjax.plotting import plot_results
 from ibjax.results import save
 
@@ -20,3 +23,57 @@ def test_one_information_plane_panel_per_estimator():
     figure = information_plane_figure(synthetic(estimators=("binning", "kde-upper")))
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == ["estimator: binning", "estimator: kde-upper"]
+
+
+def _all_diverged():
+    ds = synthetic()
+    for name in ("ixt", "ity", "grad_mean", "grad_std", "train_loss", "test_loss",
+                 "train_accuracy", "test_accuracy"):
+        ds[name][:] = np.nan
+    ds["diverged_epoch"][:] = 0
+    return ds
+
+
+def _flipped_bit():
+    ds = synthetic()
+    ds["ixt"][0, 2, 0, 1] = 2.46e10  # what a flipped exponent bit makes of a few bits
+    return ds
+
+
+ODD_FILES = {
+    "all-diverged": (_all_diverged, 3, ""),
+    "one-snapshot": (lambda: synthetic(num_epochs=1), 3, ""),
+    "no-gradients": (lambda: synthetic().drop_vars(["grad_mean", "grad_std"]), 2,
+                     "gradients.png not drawn"),
+    "no-losses": (lambda: synthetic().drop_vars(["train_loss", "test_loss", "train_accuracy",
+                                                "test_accuracy"]), 2, "accuracy.png not drawn"),
+    "flipped-bit": (_flipped_bit, 3, "impossible values"),
+}
+
+
+@pytest.mark.parametrize("kind", list(ODD_FILES))
+def test_plot_and_info_handle_every_results_file(kind, tmp_path, capsys):
+    """All seeds diverged, one snapshot, a file from a user's loop without gradients or
+    losses, a damaged value: figures are drawn from what is there, what is missing or
+    impossible is said in one line, and nothing crashes."""
+    make, num_figures, note = ODD_FILES[kind]
+    path = save(make(), tmp_path / "results.nc")
+    assert main(["plot", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.split()) == num_figures and note in err and "Traceback" not in err
+    assert main(["info", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "softmax output" in out and note.replace(".png not drawn", "") in err + out
+    if kind == "flipped-bit":
+        assert "2.46e+10" in err and "2.46e+10" not in out and "24600000000" not in out
+
+
+def test_impossible_values_are_flagged_not_used():
+    from ibjax.results import check_values
+
+    clean, problems = check_values(_flipped_bit())
+    assert len(problems) == 1  # var_u: 4096 rows, so I(X;T) <= 12 bits
+    assert problems[0].startswith("ixt: 1 of 45 values outside [0, 12]")
+    assert np.isnan(clean.ixt.values[0, 2, 0, 1])
+    assert np.isfinite(np.delete(clean.ixt.values.ravel(), 2 * 3 + 1)).all()
+    assert check_values(synthetic())[1] == []

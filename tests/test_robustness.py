@@ -62,10 +62,13 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path):
     with pytest.raises(RunInterrupted) as stop:
         ibjax.run(CONFIG, progress=stop_after_three, checkpoint_path=path, checkpoint_every_s=0)
     assert stop.value.checkpoint == path and checkpoint.load(path).segments_done >= 3
-    resumed = ibjax.run(CONFIG, checkpoint_path=path, resume=True)
-    assert not path.exists()
+    resumed = ibjax.run(CONFIG, checkpoint_path=path, resume=True,
+                        results_path=tmp_path / "results.nc")
+    assert not path.exists()  # removed once the results were written, not before
     for name in ("ixt", "ity", "grad_mean", "train_loss", "test_accuracy"):
         np.testing.assert_array_equal(resumed[name].values, whole[name].values)
+        np.testing.assert_array_equal(ibjax.load(tmp_path / "results.nc")[name].values,
+                                      whole[name].values)
 
 
 def test_resume_refuses_another_runs_checkpoint(tmp_path):

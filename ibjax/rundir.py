@@ -1,0 +1,247 @@
+"""The output folder of ``ibjax run``: checked before compiling, one run at a time, a record
+of the run for resuming, finished work never lost.
+
+A run folder holds ``results.nc`` (the finished run), ``checkpoint.npz`` (an unfinished one),
+``run.json`` (what the run is: its configuration, seeds, data fingerprint and command, written
+as it starts, so even a run killed before its first checkpoint can be resumed) and the
+figures. Processes of a ``--distributed`` run add ``.partI-of-N`` to each name. While a run
+uses the folder it holds an exclusive lock on ``.ibjax-run.lock`` (``flock``: the operating
+system releases it when the process ends, however it ends, so a killed run leaves no stale
+lock; the file records the holder's PID and host for the message a second run gets).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ibjax.atomic import atomic_path, remove_temporaries
+from ibjax.config import Config, ConfigError
+
+FIGURE_PATTERNS = ("information_plane*.png", "gradients*.png", "accuracy*.png")
+_PROBE_BYTES = 1 << 16
+
+
+class RunFolder:
+    """The files of one run (or of one process's share of a distributed run) in ``path``.
+
+    Attributes:
+      path: the folder.
+      results, checkpoint, record, lock_file: the paths of ``results{suffix}.nc``,
+        ``checkpoint{suffix}.npz``, ``run{suffix}.json`` and the lock.
+    """
+
+    def __init__(self, path: str | os.PathLike, suffix: str = ""):
+        self.path = Path(path)
+        self.results = self.path / f"results{suffix}.nc"
+        self.checkpoint = self.path / f"checkpoint{suffix}.npz"
+        self.record = self.path / f"run{suffix}.json"
+        self.lock_file = self.path / f".ibjax-run{suffix}.lock"
+        self._lock_handle = None
+
+    # ------------------------------------------------------------------ before compiling
+
+    def check_writable(self, needed_bytes: int = 0) -> None:
+        """Creates the folder if needed and proves it writable, with room for ``needed_bytes``.
+
+        Raises:
+          ConfigError: naming ``--out`` and why it cannot be used.
+        """
+        where = f"--out {self.path}"
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{where} is a file, not a folder; choose another --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"{where}: cannot create the folder ({_reason(err)})") from None
+        for target in (self.results, self.checkpoint, self.record):
+            if target.is_dir():
+                raise ConfigError(f"{where}: {target.name} is a folder, so the run could not "
+                                  f"be saved there; remove it or choose another --out")
+        probe = self.path / f".ibjax-probe-{os.getpid()}.tmp"
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(b"\0" * _PROBE_BYTES)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as err:
+            raise ConfigError(f"{where}: cannot write there ({_reason(err)})") from None
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+        free = shutil.disk_usage(self.path).free
+        if needed_bytes > free:
+            raise ConfigError(
+                f"{where} has {_size(free)} free; this run's results and checkpoints need "
+                f"about {_size(needed_bytes)}: free some space or choose another --out")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Holds the folder's lock for the body; refuses if another live run holds it.
+
+        Raises:
+          ConfigError: another process (named by PID and host) is using the folder.
+        """
+        handle = open(self.lock_file, "a+")
+        try:
+            if not _try_lock(handle, self.lock_file):
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise ConfigError(
+                    f"--out {self.path} is in use by another ibjax run ({holder}); wait for it "
+                    f"to finish or choose another --out")
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"PID {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+            remove_temporaries(self.path, self.results.name)
+            remove_temporaries(self.path, self.checkpoint.name)
+            remove_temporaries(self.path, self.record.name)
+            yield
+        finally:
+            handle.close()  # releases the lock
+
+    # ------------------------------------------------------------------ the run's record
+
+    def has_unfinished_run(self) -> bool:
+        """True when the folder holds a checkpoint, or a record of a run without its results."""
+        if self.checkpoint.exists():
+            return True
+        record = self.read_record()
+        return record is not None and not self.is_finished(record)
+
+    def is_finished(self, record: dict[str, Any] | None = None) -> bool:
+        """True when ``results`` holds the run the record describes: the same configuration,
+        seeds and data (a run is deterministic, so those results are this run's results).
+        Without a record: whether a results file exists."""
+        record = self.read_record() if record is None else record
+        if not self.results.is_file():
+            return False
+        if record is None:
+            return True
+        from ibjax.results import ResultsFileError, config_of, load
+
+        try:
+            done = load(self.results)
+            return (config_of(done).replace(num_seeds=1) == record["config"].replace(num_seeds=1)
+                    and sorted(int(s) for s in done["seed"].values) == sorted(record["seeds"])
+                    and done.attrs.get("data_sha256") == record["data_sha256"])
+        except (ResultsFileError, OSError, ValueError, KeyError):
+            return False
+
+    def write_record(self, config: Config, seeds: list[int], data_digest: str,
+                     argv: list[str]) -> None:
+        """Writes ``run.json`` atomically."""
+        record = {
+            "config": config.to_dict(), "seeds": _compact(seeds), "data_sha256": data_digest,
+            "results": self.results.name, "command": argv,
+            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+        with atomic_path(self.record) as tmp:
+            tmp.write_text(json.dumps(record, indent=1) + "\n")
+
+    def read_record(self) -> dict[str, Any] | None:
+        """The record, or None if there is none.
+
+        Raises:
+          ConfigError: the record is not readable.
+        """
+        if not self.record.is_file():
+            return None
+        try:
+            record = json.loads(self.record.read_text())
+            record["config"] = Config.from_json(json.dumps(record["config"]))
+            record["seeds"] = _expand(record["seeds"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ConfigError(f"{self.record} is not a readable run record ({err})") from None
+        return record
+
+    def clear(self) -> None:
+        """Removes the checkpoint, the record and the figures (``--overwrite``); the old
+        results file stays until the new one replaces it."""
+        for path in (self.checkpoint, self.record, *self.figures()):
+            path.unlink(missing_ok=True)
+
+    def figures(self) -> list[Path]:
+        return sorted(p for pattern in FIGURE_PATTERNS for p in self.path.glob(pattern))
+
+
+def move_aside(path: Path) -> Path:
+    """Renames the folder ``path`` to a sibling named by its results' time; returns it."""
+    stamp = datetime.datetime.fromtimestamp(
+        max(p.stat().st_mtime for p in [path, *path.iterdir()])).strftime("%Y-%m-%d_%H-%M-%S")
+    target = path.with_name(stamp)
+    counter = 1
+    while target.exists():
+        counter += 1
+        target = path.with_name(f"{stamp}_{counter}")
+    path.rename(target)
+    return target
+
+
+def _try_lock(handle, path: Path) -> bool:
+    """An exclusive, non-blocking lock on ``handle``'s file: True when taken.
+
+    ``flock`` where the file system supports it (released by the OS when the holder dies);
+    elsewhere the PID written in the file is checked for a live process on this host.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not a POSIX system
+        fcntl = None
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as err:
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+    handle.seek(0)
+    words = handle.read().split()  # "PID 123 on host"
+    if len(words) >= 4 and words[0] == "PID" and words[3] == socket.gethostname():
+        with contextlib.suppress(ValueError):
+            return not _alive(int(words[1]))
+    return True
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _compact(seeds: list[int]) -> dict[str, int] | list[int]:
+    """A contiguous seed list as ``{"start": a, "stop": b}``, else the list."""
+    if seeds and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+        return {"start": int(seeds[0]), "stop": int(seeds[0]) + len(seeds)}
+    return [int(s) for s in seeds]
+
+
+def _expand(seeds: dict[str, int] | list[int]) -> list[int]:
+    if isinstance(seeds, dict):
+        return list(range(int(seeds["start"]), int(seeds["stop"])))
+    return [int(s) for s in seeds]
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+def _size(size: float) -> str:
+    from ibjax.memory import format_bytes
+
+    return format_bytes(size)

@@ -1,0 +1,277 @@
+"""Finished work is never lost, and ``ibjax run`` fails early and in one line: the run folder
+(lock, record, checks before compiling), failures while saving, resuming on changed data,
+interrupts before the first checkpoint, and a distributed peer that never starts. Faults are
+injected in-process (monkeypatch) or in a subprocess (signals)."""
+
+import errno
+import os
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+import pytest
+
+import ibjax
+from ibjax import plotting, results, runner
+from ibjax.cli import main
+from ibjax.config import Config
+from ibjax.rundir import RunFolder
+
+FLAGS = ["--seeds", "2", "--hidden", "4,3", "--epochs", "40", "--snapshots", "every:2",
+         "--seed", "5", "--quiet"]
+CONFIG = Config(num_seeds=2, hidden=(4, 3), num_epochs=40, snapshots="every:2", seed=5)
+ENV = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+       "JAX_PLATFORMS": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def whole():
+    return ibjax.run(CONFIG)
+
+
+def same_results(path, whole):
+    done = ibjax.load(path)
+    for name in ("ixt", "ity", "grad_mean", "train_loss", "test_accuracy"):
+        np.testing.assert_array_equal(done[name].values, whole[name].values)
+
+
+def no_temporaries(folder):
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_checkpoint_outlives_a_failed_results_write(tmp_path, monkeypatch, capsys, whole):
+    """The checkpoint is removed only after results.nc is written: a write that fails (disk
+    full) leaves it, and --resume then finishes the run."""
+    out = tmp_path / "o"
+
+    def disk_full(dataset, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(results, "save", disk_full)
+    assert main(["run", *FLAGS, "--out", str(out), "--checkpoint-every", "0", "--no-plots"]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and f"ibjax run --resume {out}" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert (out / "checkpoint.npz").exists() and not (out / "results.nc").exists()
+    monkeypatch.undo()
+    assert main(["run", "--resume", str(out), "--quiet", "--no-plots"]) == 0
+    assert not (out / "checkpoint.npz").exists()
+    same_results(out / "results.nc", whole)
+    assert no_temporaries(out)
+
+
+def test_failed_figures_keep_the_results(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "o"
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / "gradients.png"))
+
+    monkeypatch.setattr(plotting, "plot_results", disk_full)
+    assert main(["run", *FLAGS, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "could not write the figures" in err and "ibjax plot" in err
+    assert len(err.strip().splitlines()) == 1
+    assert ibjax.load(out / "results.nc").sizes["seed"] == 2
+    assert not (out / "checkpoint.npz").exists()
+
+
+def test_unusable_out_is_refused_before_compiling(tmp_path, monkeypatch, capsys):
+    from ibjax import rundir
+
+    monkeypatch.setattr(runner, "_compiled_program",
+                        lambda *a, **k: pytest.fail("compiled despite an unusable --out"))
+
+    def fsync_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(rundir.os, "fsync", fsync_full)
+    assert main(["run", *FLAGS, "--out", str(tmp_path / "full")]) == 2
+    assert "cannot write there (No space left on device)" in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setattr(runner, "_compiled_program",
+                        lambda *a, **k: pytest.fail("compiled despite an unusable --out"))
+    monkeypatch.setattr(rundir.shutil, "disk_usage",
+                        lambda path: types.SimpleNamespace(total=10**9, used=10**9, free=1000))
+    assert main(["run", *FLAGS, "--out", str(tmp_path / "small")]) == 2
+    err = capsys.readouterr().err
+    assert "has 1.0 kB free" in err and "need about" in err
+    assert no_temporaries(tmp_path / "small")
+
+
+def test_one_run_per_folder_and_stale_locks(tmp_path, capsys):
+    """A live run's lock refuses a second run in the same folder; a killed run's does not."""
+    out = tmp_path / "o"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom ibjax.rundir import RunFolder\n"
+         "with RunFolder(sys.argv[1]).lock():\n    print('locked', flush=True)\n"
+         "    time.sleep(300)\n", str(out)],
+        env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        out.mkdir()
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 2
+        err = capsys.readouterr().err
+        assert f"in use by another ibjax run (PID {holder.pid} on" in err
+        assert not (out / "run.json").exists()  # nothing of the first run was touched
+    finally:
+        holder.kill()  # SIGKILL: its lock file stays, the lock itself goes with the process
+        holder.wait()
+        holder.stdout.close()
+    assert (out / ".ibjax-run.lock").exists()
+    assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 0
+
+
+def test_finished_runs_are_not_overwritten_silently(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "o"
+    assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 0
+    before = (out / "results.nc").read_bytes()
+    assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "results.nc").read_bytes() == before
+    assert main(["run", *FLAGS, "--seed", "6", "--out", str(out), "--no-plots",
+                 "--overwrite"]) == 0
+    assert ibjax.config_of(ibjax.load(out / "results.nc")).seed == 6
+    # The default folder is rotated instead: the previous run moves to a dated folder.
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *FLAGS, "--no-plots"]) == 0
+    assert main(["run", *FLAGS, "--no-plots"]) == 0
+    assert "moved the previous run in ibjax_runs/latest to" in capsys.readouterr().out
+    runs = sorted(p.name for p in (tmp_path / "ibjax_runs").iterdir())
+    assert len(runs) == 2 and "latest" in runs
+    assert all((tmp_path / "ibjax_runs" / name / "results.nc").exists() for name in runs)
+
+
+def test_interrupt_while_compiling_then_resume_from_the_record(tmp_path, monkeypatch, capsys,
+                                                                whole):
+    """Ctrl-C before the first checkpoint: one line, no traceback, no temporary file; the
+    folder's run.json lets --resume start the run again."""
+    out = tmp_path / "o"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "networks_per_chunk", interrupted)  # between compilations
+    assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == (f"ibjax run: interrupted before anything was finished; start it "
+                           f"again with: ibjax run --resume {out}")
+    assert sorted(p.name for p in out.iterdir()) == [".ibjax-run.lock", "run.json"]
+    monkeypatch.undo()
+    assert main(["run", "--resume", str(out), "--quiet", "--no-plots"]) == 0
+    assert "stopped before its first checkpoint" in capsys.readouterr().out
+    same_results(out / "results.nc", whole)
+    assert main(["run", "--resume", str(out)]) == 2
+    assert "the run is finished" in capsys.readouterr().err
+
+
+def test_resume_on_changed_data_is_refused(tmp_path, monkeypatch, capsys):
+    from ibjax import cli
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 5)).astype(np.float32), np.arange(200) % 2
+    data = tmp_path / "d.npz"
+    np.savez(data, x=x, y=y)
+    out = tmp_path / "o"
+    calls = []
+
+    def stop_after_two(self, progress):
+        calls.append(progress)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli._ProgressLine, "__call__", stop_after_two)
+    argv = ["run", "--seeds", "2", "--hidden", "4", "--epochs", "200", "--snapshots",
+            "every:2", "--batch-size", "32", "--data", str(data), "--out", str(out),
+            "--checkpoint-every", "0",
+            "--no-plots"]
+    assert main(argv) == 130
+    assert (out / "checkpoint.npz").exists()
+    np.savez(data, x=x, y=1 - y)  # labels flipped between the kill and the resume
+    assert main(["run", "--resume", str(out), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert f"the data ({data}) changed since the run started" in err
+
+
+def test_sigterm_saves_like_ctrl_c(tmp_path):
+    out = tmp_path / "o"
+    command = [sys.executable, "-m", "ibjax", "run", "--seeds", "2", "--hidden", "5,3",
+               "--epochs", "3000", "--snapshots", "every:1", "--out", str(out),
+               "--checkpoint-every", "0", "--quiet", "--no-plots"]
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.time() + 300
+    while not (out / "checkpoint.npz").exists():
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.terminate()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert f"continue with: ibjax run --resume {out}" in err and "Traceback" not in err
+    assert (out / "checkpoint.npz").exists() and no_temporaries(out)
+
+
+def test_distributed_without_a_cluster_is_one_line(tmp_path):
+    command = [sys.executable, "-m", "ibjax", "run", *FLAGS, "--out", str(tmp_path / "o"),
+               "--distributed"]
+    env = {k: v for k, v in ENV.items() if not k.startswith(("SLURM", "OMPI", "PMI"))}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("ibjax run: error: --distributed: found no cluster to join")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_peer_that_never_starts_ends_in_bounded_time(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "ibjax", "run", *FLAGS, "--out", str(tmp_path / "o"),
+               "--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+               "--process-id", "0", "--distributed-timeout", "3"]
+    start = time.time()
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert time.time() - start < 60
+    assert done.stderr.strip().splitlines() == [
+        f"ibjax run: error: --distributed: the processes did not all join at 127.0.0.1:{port} "
+        f"within 3 s (--distributed-timeout); check that every process was started with the "
+        f"same --coordinator and --num-processes and its own --process-id"]
+
+
+def test_run_folder_record_round_trip(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.write_record(CONFIG, [3, 4, 5], "ab" * 32, ["run"])
+    record = folder.read_record()
+    assert record["config"] == CONFIG and record["seeds"] == [3, 4, 5]
+    folder.write_record(CONFIG, [0, 7], "ab" * 32, ["run"])
+    assert folder.read_record()["seeds"] == [0, 7]
+    assert folder.has_unfinished_run() and not folder.is_finished()
+
+
+def test_sizes_are_checked_before_memory_is_touched(monkeypatch):
+    """A billion seeds is refused from the sizes alone (it allocated 4 GB of seed indices
+    before refusing), and so is a network too wide for a device's memory budget."""
+    # Peak resident set of this process's own memory (VmHWM; ru_maxrss would include the
+    # parent's peak, inherited through fork).
+    code = ("import re, sys\nfrom ibjax.cli import main\n"
+            "code = main(['run', '--seeds', '1000000000', '--out', sys.argv[1]])\n"
+            "status = open('/proc/self/status').read()\n"
+            "print(code, re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))\n")
+    done = subprocess.run([sys.executable, "-c", code, "unused"], env=ENV, capture_output=True,
+                          text=True, timeout=300, check=False)
+    exit_code, max_rss_kb = (int(v) for v in done.stdout.split())
+    assert exit_code == 2 and "host memory" in done.stderr
+    assert max_rss_kb < 1_500_000, max_rss_kb  # JAX itself, not 4 GB of seed indices
+
+    from ibjax import memory
+
+    monkeypatch.setattr(memory, "host_available_bytes", lambda: 2 * 10**9)
+    monkeypatch.setattr(runner, "_compiled_program",
+                        lambda *a, **k: pytest.fail("compiled a network that cannot fit"))
+    with pytest.raises(ibjax.ConfigError, match="one network needs about 4.9 GB on a device"):
+        ibjax.run(Config(num_seeds=1, hidden=(100_000,), num_epochs=2))
