@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import ibjax  # noqa: E402
 from ibjax.config import snapshot_epochs  # noqa: E402
 from ibjax.data import load_var_u  # noqa: E402
-from ibjax.runner import hardware_info  # noqa: E402
+from ibjax.hardware import hardware_info  # noqa: E402
 from ibjax.train import make_trainer  # noqa: E402
 
 
@@ -56,8 +56,16 @@ def run_baseline(config: ibjax.Config, seeds) -> dict:
     data = load_var_u()
     trainer = make_trainer(config, data)
     init = jax.jit(trainer.init)
-    train_epoch = jax.jit(lambda state: trainer.train_epoch(state)[0])
-    activations = jax.jit(trainer.layer_activations)
+    device_data = trainer.device_data(data)  # an argument, as in ibjax's own programs
+    epoch_step = jax.jit(lambda state, d: trainer.train_epoch(state, d)[0])
+    layers_of = jax.jit(trainer.layer_activations)
+
+    def train_epoch(state):
+        return epoch_step(state, device_data)
+
+    def activations(params):
+        return layers_of(params, device_data)
+
     snapshots = set(snapshot_epochs(config.snapshots, config.num_epochs))
     start = time.perf_counter()
     state = init(jnp.int32(0), jnp.float32(config.learning_rate))

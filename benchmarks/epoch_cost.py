@@ -41,7 +41,7 @@ import jax.numpy as jnp
 
 import ibjax
 import ibjax.model
-from ibjax.runner import hardware_info
+from ibjax.hardware import hardware_info
 from ibjax.train import make_trainer
 
 
@@ -77,14 +77,22 @@ def matmul_product(product):
 def compiled_epochs(num_seeds: int, num_epochs: int, variant: str):
     """(jitted run over the epochs, initial states) for one variant; compiled before return."""
     overrides, product = VARIANTS[variant]
-    trainer = make_trainer(ibjax.Config(num_seeds=num_seeds, **overrides), ibjax.load_var_u())
+    data = ibjax.load_var_u()
+    trainer = make_trainer(ibjax.Config(num_seeds=num_seeds, **overrides), data)
     states = jax.jit(jax.vmap(trainer.init))(jnp.arange(num_seeds), jnp.full(num_seeds, 4e-4))
+    device_data = trainer.device_data(data)
 
-    def epochs(state):
-        return jax.lax.fori_loop(0, num_epochs, lambda _, s: trainer.train_epoch(s)[0], state)
+    def epochs(state, data):
+        return jax.lax.fori_loop(0, num_epochs, lambda _, s: trainer.train_epoch(s, data)[0],
+                                 state)
 
     with matmul_product(product):
-        run = jax.jit(jax.vmap(epochs)).lower(states).compile()
+        compiled = jax.jit(jax.vmap(epochs, in_axes=(0, None))).lower(states,
+                                                                      device_data).compile()
+
+    def run(state):
+        return compiled(state, device_data)
+
     return run, states
 
 

@@ -29,8 +29,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ibjax  # noqa: E402
-from ibjax.estimators import ESTIMATORS, estimate_layer  # noqa: E402
-from ibjax.runner import hardware_info  # noqa: E402
+from ibjax.hardware import hardware_info  # noqa: E402
+from ibjax.mi import ESTIMATORS  # noqa: E402
+from ibjax.mi._estimators import estimate_columns  # noqa: E402
 from ibjax.train import make_trainer  # noqa: E402
 
 
@@ -76,30 +77,32 @@ def main() -> None:
     print("hardware:", json.dumps(hardware_info()))
     config = ibjax.Config(num_seeds=args.seeds, estimators=tuple(ESTIMATORS))
     trainer = make_trainer(config, ibjax.load_var_u())
+    data = trainer.device_data(ibjax.load_var_u())
     y = jnp.asarray(ibjax.load_var_u().y, jnp.int32)
     seeds = jnp.arange(args.seeds)
     states = jax.jit(jax.vmap(trainer.init))(seeds, jnp.full(args.seeds, 4e-4))
     # Measure networks trained for 20 epochs, not initial ones (more distinct rows).
     for _ in range(20):
-        states = jax.jit(jax.vmap(lambda s: trainer.train_epoch(s)[0]))(states)
+        states = jax.jit(jax.vmap(lambda s: trainer.train_epoch(s, data)[0]))(states)
     settings = config.estimator_settings()
     rows = []
-    compile_s, run_s = timed(jax.vmap(lambda s: trainer.train_epoch(s)[0]), states,
+    compile_s, run_s = timed(jax.vmap(lambda s: trainer.train_epoch(s, data)[0]), states,
                              repeats=args.repeats)
     rows.append({"what": "training, one epoch (8 minibatches)", "compile_s": compile_s,
                  "ms_per_seed": 1e3 * run_s / args.seeds})
     for name in ESTIMATORS:
         def measure(state, name=name):
-            layers = trainer.layer_activations(state.params)
-            return [estimate_layer(t, y, 2, (name,), settings) for t in layers]
+            layers = trainer.layer_activations(state.params, data)
+            return [estimate_columns(t, y, 2, (name,), settings) for t in layers]
 
         compile_s, run_s = timed(jax.vmap(measure), states, repeats=args.repeats)
         rows.append({"what": f"{name}, one snapshot (6 layers)", "compile_s": compile_s,
                      "ms_per_seed": 1e3 * run_s / args.seeds})
 
     def measure_both(state):
-        layers = trainer.layer_activations(state.params)
-        return [estimate_layer(t, y, 2, ("kde-upper", "kde-lower"), settings) for t in layers]
+        layers = trainer.layer_activations(state.params, data)
+        return [estimate_columns(t, y, 2, ("kde-upper", "kde-lower"), settings)
+                for t in layers]
 
     compile_s, run_s = timed(jax.vmap(measure_both), states, repeats=args.repeats)
     rows.append({"what": "kde-upper + kde-lower together (one kernel pass)",

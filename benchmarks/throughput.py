@@ -19,7 +19,7 @@ use_all_cpu_cores()  # as `ibjax run` does (before JAX starts its CPU backend)
 
 import ibjax  # noqa: E402
 from ibjax.config import LAYER_PRODUCTS  # noqa: E402
-from ibjax.runner import hardware_info  # noqa: E402
+from ibjax.hardware import hardware_info  # noqa: E402
 
 
 def main() -> None:

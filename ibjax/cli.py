@@ -10,21 +10,24 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
+from ibjax.atomic import CannotWrite
 from ibjax.cache import cache_dir
 from ibjax.checkpoint import CheckpointError
 from ibjax.config import (
     ACTIVATIONS,
+    DATASETS,
     ESTIMATOR_NAMES,
     LAYER_PRODUCTS,
+    MODELS,
     OPTIMIZERS,
     Config,
     ConfigError,
     check_estimator_names,
 )
+from ibjax.mi import MIError
 from ibjax.results import ResultsFileError
 
 DEFAULT_OUT = Path("ibjax_runs/latest")
@@ -77,6 +80,8 @@ def _bin_range(text: str) -> tuple[float, float] | str:
 
 
 def _data(text: str) -> str:
+    if text in DATASETS and not Path(text).exists():
+        return text
     path = Path(text).expanduser()
     if not path.exists():
         raise argparse.ArgumentTypeError(f"--data: no such file or folder: {text}")
@@ -197,14 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true",
                      help="replace the finished or unfinished run in --out (by default a folder "
                           "holding one is refused)")
-    run.add_argument("--hidden", type=_widths, help="hidden widths, e.g. 10,7,5,4,3")
+    run.add_argument("--model", choices=MODELS,
+                     help="mlp (default: the paper's fully connected network) or cnn (a small "
+                          "convolutional network for images: conv-pool-conv-pool-dense-dense)")
+    run.add_argument("--hidden", type=_widths,
+                     help="mlp: hidden widths (default 10,7,5,4,3); cnn: the two convolutions' "
+                          "channels and the dense width (default 8,16,32)")
     run.add_argument("--activation", help=f"one of {', '.join(ACTIVATIONS)}")
     run.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)}")
     run.add_argument("--lr", type=_rates, dest="learning_rate",
                      help="learning rate, or a list like 1e-4,4e-4,1e-3 trained side by side "
                           "in the same program (results gain a learning_rate dimension)")
     run.add_argument("--batch-size", type=_batch, dest="batch_size", default=argparse.SUPPRESS,
-                     help="minibatch size or 'full' (default 512)")
+                     help="minibatch size or 'full' (default 512; 128 for --model cnn)")
     run.add_argument("--train-fraction", type=float, dest="train_fraction",
                      help="fraction of rows used for training, in (0, 1] (default 0.8, or 1 "
                           "when the data has its own test set)")
@@ -215,9 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     shuffle.add_argument("--no-shuffle", dest="shuffle", action="store_false",
                          help="contiguous unshuffled batches (authors')")
     run.add_argument("--data", type=_data, dest="dataset", metavar="PATH",
-                     help="your own data instead of the paper's task: an .npz with arrays x, y "
-                          "(optional x_test, y_test), mnist.npz, or a folder with the four "
-                          "MNIST IDX files (gzipped or not)")
+                     help="the data instead of the paper's task: digits (8 x 8 handwritten "
+                          "digits, built in), an .npz with arrays x, y (optional x_test, "
+                          "y_test), mnist.npz, or a folder with the four MNIST IDX files "
+                          "(gzipped or not)")
     run.add_argument("--mi-samples", type=_mi_samples, dest="mi_samples",
                      help="rows the MI is measured on: all (default), test (the data's test "
                           "set) or N (a fixed random subset of N rows)")
@@ -282,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-CONFIG_FLAGS = ("seed", "hidden", "activation", "optimizer", "learning_rate", "batch_size",
+CONFIG_FLAGS = ("seed", "model", "hidden", "activation", "optimizer", "learning_rate", "batch_size",
                 "train_fraction", "split", "shuffle", "num_bins", "bin_range", "snapshots",
                 "estimators", "bin_width", "kde_variance", "dataset", "mi_samples",
                 "layer_product")
@@ -346,54 +357,6 @@ def _check_run_flags(args: argparse.Namespace) -> None:
         raise ConfigError("--coordinator, --num-processes and --process-id need --distributed")
 
 
-def _start_distributed(args: argparse.Namespace) -> tuple[int, int] | None:
-    """Initialises jax.distributed for ``--distributed``; returns (process index, count).
-
-    JAX's own timeout ends the process with a C++ fatal error and a stack trace, so a watchdog
-    ends it first, after ``--distributed-timeout`` seconds, with one line.
-    """
-    if not args.distributed:
-        return None
-    import jax
-
-    timeout = args.distributed_timeout
-
-    def give_up():
-        where = f" at {args.coordinator}" if args.coordinator else ""
-        sys.stderr.write(
-            f"ibjax run: error: --distributed: the processes did not all join{where} within "
-            f"{timeout} s (--distributed-timeout); check that every process was started with "
-            f"the same --coordinator and --num-processes and its own --process-id\n")
-        sys.stderr.flush()
-        os._exit(2)
-
-    watchdog = threading.Timer(timeout, give_up)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        jax.distributed.initialize(coordinator_address=args.coordinator,
-                                   num_processes=args.num_processes,
-                                   process_id=args.process_id,
-                                   initialization_timeout=timeout + 60)
-    except (ValueError, RuntimeError) as err:
-        raise ConfigError(
-            f"--distributed: found no cluster to join ({err}); outside SLURM or Open MPI give "
-            f"--coordinator HOST:PORT --num-processes N --process-id I") from None
-    finally:
-        watchdog.cancel()
-    return jax.process_index(), jax.process_count()
-
-
-def _share(seeds: range | list[int], part: tuple[int, int]) -> list[int]:
-    """This process's contiguous share of the seeds (as ``numpy.array_split`` divides them)."""
-    index, count = part
-    if len(seeds) < count:
-        raise ConfigError(f"--distributed over {count} processes needs at least {count} seeds")
-    size, extra = divmod(len(seeds), count)
-    start = index * size + min(index, extra)
-    return [int(s) for s in seeds[start:start + size + (index < extra)]]
-
-
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interrupt so the run saves its work as for Ctrl-C."""
 
@@ -402,80 +365,10 @@ def _raise_terminated(signum, frame):
     raise _Terminated
 
 
-def _resumed(folder, args) -> tuple[Config, list[int], bool]:
-    """The configuration and seeds of the run in ``folder``, and whether a checkpoint holds
-    part of it (else it restarts from the beginning)."""
-    from ibjax import checkpoint
-
-    record = folder.read_record()
-    if folder.checkpoint.exists():
-        saved = checkpoint.load(folder.checkpoint)
-        return saved.config, saved.seeds.tolist(), True
-    if record is not None and not folder.is_finished(record):
-        print(f"ibjax: {folder.path} was stopped before its first checkpoint; starting it "
-              f"again", flush=True)
-        return record["config"], record["seeds"], False
-    if folder.results.is_file():
-        raise ConfigError(f"--resume {folder.path}: the run is finished ({folder.results}); "
-                          f"nothing to resume")
-    raise ConfigError(f"--resume {folder.path}: no run to resume there (no "
-                      f"{folder.checkpoint.name} or {folder.record.name})")
-
-
-def _check_same_data(folder, dataset) -> None:
-    """Refuses to resume on data that changed since the run started."""
-    from ibjax.data import digest
-
-    record = folder.read_record()
-    if record is None:
-        return  # an older run folder: the checkpoint's own check applies
-    now = digest(dataset)
-    if record["data_sha256"] != now:
-        where = record["config"].dataset.removeprefix("file:")
-        raise ConfigError(
-            f"--resume {folder.path}: the data ({where}) changed since the run started "
-            f"(sha256 {record['data_sha256'][:12]}... then, {now[:12]}... now); restore it or "
-            f"start a new run")
-
-
-def _prepare_folder(folder, args, default_out: bool) -> str | None:
-    """Under the folder's lock: refuses to replace a run unless asked. Returns a note."""
-    if args.resume is not None:
-        return None
-    if folder.has_unfinished_run():
-        if not args.overwrite:
-            raise ConfigError(
-                f"--out {folder.path} holds an unfinished run; continue it with 'ibjax run "
-                f"--resume {folder.path}', replace it with --overwrite, or choose another --out")
-        folder.clear()
-        return f"discarded the unfinished run in {folder.path} (--overwrite)"
-    if folder.results.exists():
-        if not args.overwrite:
-            raise ConfigError(
-                f"--out {folder.path} holds a finished run ({folder.results}); replace it with "
-                f"--overwrite or choose another --out")
-        folder.clear()
-        return f"{folder.results} will be replaced (--overwrite)"
-    return None
-
-
-def _move_previous_default_run(folder) -> str | None:
-    """The default folder holding a finished run is renamed (by its date) out of the way."""
-    from ibjax.rundir import move_aside
-
-    if not folder.path.is_dir():
-        return None
-    with folder.lock():
-        if not folder.results.exists() or folder.has_unfinished_run():
-            return None
-    moved = move_aside(folder.path)
-    return f"moved the previous run in {folder.path} to {moved}"
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ibjax.data import load_dataset
+    from ibjax import distributed, rundir
+    from ibjax.data import digest, load_dataset
     from ibjax.memory import estimate_sizes
-    from ibjax.rundir import RunFolder
     from ibjax.runner import prepare
 
     _check_run_flags(args)
@@ -484,34 +377,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is None:  # check the configuration before anything else starts
         config = config_from_args(args).validate()
         config.validate_for(load_dataset(config.dataset))
-    part = _start_distributed(args)
+    part = None
+    if args.distributed:
+        part = distributed.join(args.coordinator, args.num_processes, args.process_id,
+                                args.distributed_timeout)
     suffix = "" if part is None else f".part{part[0]:03d}-of-{part[1]:03d}"
     default_out = args.resume is None and args.out is None
-    out = args.resume if args.resume is not None else (args.out or DEFAULT_OUT)
-    folder = RunFolder(out, suffix)
-    notes = []
+    folder = rundir.RunFolder(args.resume or args.out or DEFAULT_OUT, suffix)
     if args.resume is not None:
-        config, seeds, from_checkpoint = _resumed(folder, args)
-        _check_same_data(folder, load_dataset(config.dataset))
+        config, seeds, from_checkpoint = rundir.run_to_resume(folder)
+        rundir.check_same_data(folder, load_dataset(config.dataset))
     else:
         seeds = range(config.num_seeds) if args.seed_range is None else args.seed_range
         if part is not None:
-            seeds = _share(seeds, part)
+            seeds = distributed.share(seeds, part)
             config = config.replace(num_seeds=len(seeds))
         from_checkpoint = False
-    config, seed_array = prepare(config, seeds)
+    config, seed_array, dataset = prepare(config, seeds)
     seeds = seed_array.tolist()
-    dataset = load_dataset(config.dataset)
     sizes = estimate_sizes(config, dataset, len(seeds) * len(config.learning_rates))
+    notes = []
     if default_out and not args.overwrite:
-        notes.append(_move_previous_default_run(folder))
+        notes.append(rundir.move_previous_default_run(folder))
     folder.check_writable(sizes.results_bytes + 2 * sizes.checkpoint_bytes)
+    if not (args.no_plots or part is not None):
+        import ibjax.plotting  # noqa: F401 - now, not after the run (an interrupt mid-import)
     with folder.lock():
-        notes.append(_prepare_folder(folder, args, default_out))
-        if not from_checkpoint:
-            from ibjax.data import digest
-
+        if args.resume is None:
+            notes.append(rundir.claim_for_new_run(folder, args.overwrite))
             folder.write_record(config, seeds, digest(dataset), sys.argv[1:])
+        elif not from_checkpoint:
+            notes.append(f"{folder.path} was stopped before its first checkpoint; starting it "
+                         f"again")
         for note in filter(None, notes):
             print(f"ibjax: {note}", flush=True)
         return _run_in(folder, args, config, seeds, from_checkpoint, part)
@@ -524,8 +421,8 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
     if from_checkpoint:
         print(f"ibjax: resuming {folder.path} from {folder.checkpoint.name}", flush=True)
     hidden = "-".join(map(str, config.hidden))
-    print(f"ibjax: {config.num_seeds} seeds x {config.num_epochs} epochs, {config.activation} "
-          f"{hidden}, {config.optimizer} lr {config.learning_rate}, "
+    print(f"ibjax: {config.num_seeds} seeds x {config.num_epochs} epochs, {config.model} "
+          f"{config.activation} {hidden}, {config.optimizer} lr {config.learning_rate}, "
           f"batch {config.batch_size or 'full'}, split {config.split}, "
           f"shuffle {config.shuffle}, estimators {','.join(config.estimators)}, data "
           f"{config.dataset.removeprefix('file:')}; compiling...", flush=True)
@@ -541,10 +438,17 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
               file=sys.stderr)
         return 143 if isinstance(stop.__context__, _Terminated) else 130
     except OSError as err:
-        print(f"\nibjax run: error: could not write {err.filename or folder.path} "
-              f"({err.strerror or err}); the work saved so far is kept: free the space and "
-              f"continue with 'ibjax run --resume {folder.path}'", file=sys.stderr)
+        kept = (f"the last checkpoint is kept: free the space and continue with 'ibjax run "
+                f"--resume {folder.path}'" if folder.checkpoint.exists() else
+                f"no checkpoint could be kept: free the space and start the run again with "
+                f"'ibjax run --resume {folder.path}'")
+        print(f"\nibjax run: error: {err if isinstance(err, CannotWrite) else err.strerror}; "
+              f"{kept}", file=sys.stderr)
         return 1
+    except Exception:  # a failure, not an interrupt: if nothing was saved, there is no run
+        if not folder.checkpoint.exists():
+            folder.record.unlink(missing_ok=True)
+        raise
     path = folder.results
     total = time.perf_counter() - start
     print(f"compile time   {ds.attrs['compile_s']:.1f} s\n"
@@ -559,10 +463,13 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
     try:
         figures = _plot(path, folder.path)
     except OSError as err:
-        print(f"ibjax run: error: could not write the figures ({err.strerror or err}: "
-              f"{err.filename or folder.path}); the results are saved in {path}: draw them "
-              f"later with 'ibjax plot {path}'", file=sys.stderr)
+        print(f"ibjax run: error: could not write the figures ({err}); the results are saved "
+              f"in {path}: draw them later with 'ibjax plot {path}'", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as stop:
+        print(f"\nibjax run: interrupted while drawing the figures; the results are saved in "
+              f"{path}: draw them later with 'ibjax plot {path}'", file=sys.stderr)
+        return 143 if isinstance(stop, _Terminated) else 130
     for figure in figures:
         print(f"figure         {figure}")
     return 0
@@ -615,6 +522,18 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _what_is_kept(args: argparse.Namespace) -> str:
+    """For an interrupt: what the run folder keeps and how to go on."""
+    if args.command != "run":
+        return ""
+    out = Path(args.resume or args.out or DEFAULT_OUT)
+    if any(out.glob("checkpoint*.npz")):
+        return f"; the last checkpoint is kept: continue with 'ibjax run --resume {out}'"
+    if any(out.glob("run*.json")):
+        return f" before anything was finished; start it again with: ibjax run --resume {out}"
+    return " before anything was started"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -625,20 +544,18 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.getsignal(signal.SIGTERM)
     try:
         return commands[args.command](args)
-    except (ConfigError, FileNotFoundError, ResultsFileError, CheckpointError) as err:
+    except CannotWrite as err:  # e.g. --out of plot or merge in a place that cannot be written
         print(f"ibjax {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except OSError as err:  # e.g. --out of plot or merge in a place that cannot be written
-        print(f"ibjax {args.command}: error: cannot write {err.filename or ''} "
-              f"({err.strerror or err})", file=sys.stderr)
+    except (ConfigError, MIError, FileNotFoundError, ResultsFileError, CheckpointError) as err:
+        print(f"ibjax {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as stop:  # before the run started (e.g. while compiling)
-        resume = ""
-        out = Path(args.resume or args.out or DEFAULT_OUT) if args.command == "run" else None
-        if out is not None and any(out.glob("run*.json")):
-            resume = f"; start it again with: ibjax run --resume {out}"
-        print(f"\nibjax {args.command}: interrupted before anything was finished{resume}",
-              file=sys.stderr)
+    except OSError as err:
+        print(f"ibjax {args.command}: error: {err.strerror or err}"
+              f"{f' ({err.filename})' if err.filename else ''}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as stop:  # outside a run's own interrupt handling
+        print(f"\nibjax {args.command}: interrupted{_what_is_kept(args)}", file=sys.stderr)
         return 143 if isinstance(stop, _Terminated) else 130
     finally:
         signal.signal(signal.SIGTERM, previous)

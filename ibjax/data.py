@@ -1,8 +1,10 @@
-"""Data sets: the paper's synthetic task (``var_u``), your own arrays or files, and MNIST.
+"""Data sets: the paper's synthetic task (``var_u``), 8 x 8 digits, your own arrays or files,
+and MNIST.
 
 Shwartz-Ziv & Tishby (2017), https://arxiv.org/abs/1703.00810: all 4096 12-bit input patterns,
 with a binary label; the MATLAB file ships inside the package (as distributed with the code of
-Saxe et al. 2018, MIT licence).
+Saxe et al. 2018, MIT licence). ``digits``: scikit-learn's bundled copy of the UCI handwritten
+digits (1797 images, 10 classes), also shipped (``ibjax/resources/DIGITS.md``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 VAR_U_SHA256 = "0ba9551878a855396a8de0cbaae620788ede1e7b1eb2b8373bbe017d5ea02036"
+BUILT_IN = ("var_u", "digits")
 
 
 class Dataset(NamedTuple):
@@ -31,6 +34,8 @@ class Dataset(NamedTuple):
       x_test: optional ``[num_test, num_features]`` float32 held-out inputs; when given, test
         loss and accuracy are measured on them (not on the untrained rows of ``x``).
       y_test: ``[num_test]`` int32 labels, with ``x_test``.
+      sample_shape: one sample's shape before it was flattened into a row of ``x``, e.g.
+        ``(28, 28, 1)`` for MNIST (the CNN needs it); None: ``(num_features,)``.
     """
 
     x: np.ndarray
@@ -39,17 +44,25 @@ class Dataset(NamedTuple):
     name: str
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    sample_shape: tuple[int, ...] | None = None
 
     @property
     def num_test(self) -> int:
         return 0 if self.x_test is None else int(self.x_test.shape[0])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape: ``sample_shape``, or ``(num_features,)``."""
+        return tuple(self.sample_shape) if self.sample_shape else (int(self.x.shape[1]),)
 
 
 def make_dataset(x, y, x_test=None, y_test=None, name: str = "arrays") -> Dataset:
     """Checks user arrays and returns a :class:`Dataset`.
 
     Args:
-      x: ``[N, D]`` numbers (any D >= 1, N >= 2), all finite; stored as float32.
+      x: ``[N, D]`` numbers (any D >= 1, N >= 2), all finite; stored as float32. Images
+        ``[N, H, W]`` or ``[N, H, W, C]`` are flattened into rows, their shape kept as
+        ``sample_shape`` (a channel axis added to ``[N, H, W]``).
       y: ``[N]`` integer labels ``0..C-1`` with ``C >= 2`` (C = largest label + 1, over ``y``
         and ``y_test``).
       x_test, y_test: optional held-out set, both or neither, same feature width.
@@ -62,7 +75,9 @@ def make_dataset(x, y, x_test=None, y_test=None, name: str = "arrays") -> Datase
 
     if (x_test is None) != (y_test is None):
         raise ConfigError("x_test and y_test must be given together (or neither)")
-    x = _features("x", x)
+    sample_shape = _sample_shape(x)
+    x = _features("x", _as_rows(x))
+    x_test = None if x_test is None else _as_rows(x_test)
     y = _labels("y", y, x.shape[0])
     if x.shape[0] < 2:
         raise ConfigError(f"x needs at least 2 rows, got {x.shape[0]}")
@@ -77,7 +92,15 @@ def make_dataset(x, y, x_test=None, y_test=None, name: str = "arrays") -> Datase
     if present.size < 2:
         raise ConfigError(f"y must hold at least 2 classes (labels 0..C-1, C >= 2); it holds "
                           f"only label {int(present[0])}")
-    return Dataset(x, y, top + 1, str(name), x_test, y_test)
+    return Dataset(x, y, top + 1, str(name), x_test, y_test, sample_shape)
+
+
+def _sample_shape(x) -> tuple[int, ...] | None:
+    """``(H, W, C)`` of images ``[N, H, W]`` (C = 1) or ``[N, H, W, C]``, else None."""
+    shape = getattr(x, "shape", None)
+    if shape is None or len(shape) not in (3, 4):
+        return None
+    return (*shape[1:], 1) if len(shape) == 3 else tuple(shape[1:])
 
 
 def _features(name: str, values) -> np.ndarray:
@@ -143,9 +166,6 @@ def load_var_u() -> Dataset:
     return Dataset(x=x, y=y, num_classes=2, name="var_u")
 
 
-_REGISTERED: dict[str, Dataset] = {}
-
-
 def digest(dataset: Dataset) -> str:
     """sha256 (hex) of a dataset's contents: every array's shape, dtype and bytes, and the
     class count. Runs record it so that a resume on changed data is refused."""
@@ -157,20 +177,23 @@ def digest(dataset: Dataset) -> str:
     return hasher.hexdigest()
 
 
-def register(dataset: Dataset) -> str:
-    """Makes in-memory arrays addressable by a config: returns the spec
-    ``"arrays:NAME:DIGEST"`` (a content hash, so equal data shares compiled programs)."""
-    spec = f"arrays:{dataset.name}:{digest(dataset)[:16]}"
-    _REGISTERED[spec] = dataset
-    return spec
+def load_digits() -> Dataset:
+    """scikit-learn's 8 x 8 handwritten digits, shipped with ibjax: ``x`` [1797, 64] in
+    [0, 1] (pixel counts / 16), ``y`` [1797] digits 0..9, ``sample_shape`` (8, 8, 1)."""
+    with resources.as_file(resources.files("ibjax") / "resources" / "digits.npz") as path, \
+            np.load(path) as archive:
+        images, labels = archive["x"], archive["y"]
+    x = images.reshape(images.shape[0], -1).astype(np.float32) / 16.0
+    return Dataset(x=x, y=labels.astype(np.int32), num_classes=10, name="digits",
+                   sample_shape=(8, 8, 1))
 
 
 def load_dataset(spec: str) -> Dataset:
     """Loads a dataset by its config spec.
 
-    ``"var_u"``: the paper's task. ``"file:PATH"``: a file or folder read by
-    :func:`load_file`. ``"arrays:..."``: arrays passed to :func:`ibjax.run` as ``data=`` in
-    this process.
+    ``"var_u"``: the paper's task; ``"digits"``: 8 x 8 handwritten digits; ``"file:PATH"``: a
+    file or folder read by :func:`load_file`. (``"arrays:NAME"`` names arrays passed to
+    :func:`ibjax.run` as ``data=``; they are not loaded by name.)
 
     Raises:
       ConfigError: unknown spec, unreadable or invalid data.
@@ -179,6 +202,8 @@ def load_dataset(spec: str) -> Dataset:
 
     if spec == "var_u":
         return load_var_u()
+    if spec == "digits":
+        return load_digits()
     if isinstance(spec, str) and spec.startswith("file:"):
         path = Path(spec[5:])
         try:
@@ -187,13 +212,11 @@ def load_dataset(spec: str) -> Dataset:
             raise ConfigError(f"dataset: data file or folder not found: {path}") from None
         return _load_file_cached(str(path), stamp)
     if isinstance(spec, str) and spec.startswith("arrays:"):
-        if spec not in _REGISTERED:
-            raise ConfigError(
-                f"dataset {spec!r} names arrays given to ibjax.run(data=...) in another "
-                f"process; pass the same arrays as data= again")
-        return _REGISTERED[spec]
-    raise ConfigError(f"dataset must be 'var_u', 'file:PATH' or arrays passed as data=; "
-                      f"got {spec!r}")
+        raise ConfigError(
+            f"dataset {spec!r} names arrays given to ibjax.run(data=...); pass the same arrays "
+            f"as data= again")
+    raise ConfigError(f"dataset must be one of {', '.join(BUILT_IN)}, 'file:PATH' or arrays "
+                      f"passed as data=; got {spec!r}")
 
 
 @functools.lru_cache(maxsize=4)
@@ -236,7 +259,7 @@ def load_file(path) -> Dataset:
     else:
         raise ConfigError(f"{path} must hold arrays x and y (optionally x_test, y_test) or "
                           f"x_train, y_train, x_test, y_test; it holds {sorted(arrays)}")
-    x, y, x_test, y_test = (_as_rows(arrays.get(k)) if k.startswith("x") else arrays.get(k)
+    x, y, x_test, y_test = (_scaled(arrays.get(k)) if k.startswith("x") else arrays.get(k)
                             for k in keys)
     try:
         return make_dataset(x, y, x_test, y_test, name=path.stem)
@@ -244,14 +267,17 @@ def load_file(path) -> Dataset:
         raise ConfigError(f"{path}: {err}") from None
 
 
-def _as_rows(images: np.ndarray | None) -> np.ndarray | None:
-    """Flattens ``[N, ...]`` to ``[N, features]``; uint8 pixels scaled to [0, 1]."""
-    if images is None:
-        return None
-    if images.ndim > 2:
-        images = images.reshape(images.shape[0], -1)
-    if images.dtype == np.uint8:
-        images = images.astype(np.float32) / 255.0
+def _as_rows(images):
+    """Flattens ``[N, ...]`` arrays to ``[N, features]`` (anything else unchanged)."""
+    if isinstance(images, np.ndarray) and images.ndim > 2:
+        return images.reshape(images.shape[0], -1)
+    return images
+
+
+def _scaled(images: np.ndarray | None) -> np.ndarray | None:
+    """uint8 pixels scaled to [0, 1] (float32); anything else unchanged."""
+    if images is not None and images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
     return images
 
 
@@ -301,6 +327,6 @@ def _load_idx_folder(folder: Path) -> Dataset:
         arrays.append(read_idx(found[0]))
     x, y, x_test, y_test = arrays
     try:
-        return make_dataset(_as_rows(x), y, _as_rows(x_test), y_test, name=folder.name)
+        return make_dataset(_scaled(x), y, _scaled(x_test), y_test, name=folder.name)
     except ConfigError as err:
         raise ConfigError(f"{folder}: {err}") from None

@@ -39,9 +39,14 @@ def binary_code_layout(x: np.ndarray, num_classes: int) -> int | None:
 class Batcher(NamedTuple):
     """Builds a seed's minibatches (all functions are pure and vmappable over seeds).
 
+    The data enter as an argument (``rows_all``, made on the host by :attr:`device_rows`), so
+    data sets of the same shapes share one compiled program.
+
     Attributes:
-      train_rows: ``train_rows(train_index [n_train]) -> rows``: the seed's training rows in a
-        compact form (packed codes ``[n_train]`` int32, or ``(x [n_train, features],
+      device_rows: ``device_rows(x_all, y_all) -> rows_all``, on the host: all rows in the
+        compact form below, as device arrays.
+      train_rows: ``train_rows(rows_all, train_index [n_train]) -> rows``: the seed's training
+        rows in a compact form (packed codes ``[n_train]`` int32, or ``(x [n_train, features],
         y [n_train])``). Called once per compiled step.
       epoch: ``epoch(rows, order) -> epoch_data``: the rows in ``order`` (``[padded]`` int32
         positions into ``rows``). Called once per epoch.
@@ -51,32 +56,35 @@ class Batcher(NamedTuple):
       packed: whether rows are packed binary codes.
     """
 
-    train_rows: Callable[[jax.Array], Any]
+    device_rows: Callable[[np.ndarray, np.ndarray], Any]
+    train_rows: Callable[[Any, jax.Array], Any]
     epoch: Callable[[Any, jax.Array], Any]
     batch: Callable[[Any, jax.Array, int], tuple[jax.Array, jax.Array]]
     packed: bool
 
 
-def make_batcher(x_all: np.ndarray, y_all: np.ndarray, num_classes: int,
-                 allow_packing: bool = True) -> Batcher:
-    """A :class:`Batcher` for data ``x_all`` ``[rows, features]`` with labels ``y_all``.
+def make_batcher(num_features: int, num_classes: int, packed: bool) -> Batcher:
+    """A :class:`Batcher` for rows of ``num_features`` inputs and ``num_classes`` labels.
 
-    ``allow_packing=False`` forces the general (row-gathering) path, e.g. to compare the two.
+    ``packed`` (binary inputs whose bits and label fit in an int32, see
+    :func:`binary_code_layout`) chooses the packed path; False the general (row-gathering) one.
     """
     class_ids = jnp.arange(num_classes, dtype=jnp.int32)
 
     def one_hot_t(labels: jax.Array) -> jax.Array:
         return (labels[None, :] == class_ids[:, None]).astype(jnp.float32)
 
-    features = binary_code_layout(x_all, num_classes) if allow_packing else None
-    if features is not None:
-        weights = (1 << np.arange(features, dtype=np.int64))
-        codes_np = (x_all.astype(np.int64) @ weights) | (y_all.astype(np.int64) << features)
-        codes = jnp.asarray(codes_np.astype(np.int32))
+    def take(rows_all, train_index):
+        return jax.tree.map(lambda a: a[train_index], rows_all)
+
+    if packed:
+        features = num_features
         bit_shifts = jnp.arange(features, dtype=jnp.int32)[:, None]
 
-        def train_rows(train_index):
-            return codes[train_index]
+        def device_rows(x_all, y_all):
+            weights = (1 << np.arange(features, dtype=np.int64))
+            codes = (x_all.astype(np.int64) @ weights) | (y_all.astype(np.int64) << features)
+            return jnp.asarray(codes.astype(np.int32))
 
         def epoch(rows, order):
             return rows[order]  # one int per row
@@ -86,13 +94,10 @@ def make_batcher(x_all: np.ndarray, y_all: np.ndarray, num_classes: int,
             x_t = ((code[None, :] >> bit_shifts) & 1).astype(jnp.float32)
             return x_t, one_hot_t(code >> features)
 
-        return Batcher(train_rows, epoch, batch, packed=True)
+        return Batcher(device_rows, take, epoch, batch, packed=True)
 
-    x_all_j = jnp.asarray(x_all, jnp.float32)
-    y_all_j = jnp.asarray(y_all, jnp.int32)
-
-    def train_rows(train_index):
-        return x_all_j[train_index], y_all_j[train_index]
+    def device_rows(x_all, y_all):
+        return jnp.asarray(x_all, jnp.float32), jnp.asarray(y_all, jnp.int32)
 
     def epoch(rows, order):
         x_rows, labels = rows
@@ -103,4 +108,4 @@ def make_batcher(x_all: np.ndarray, y_all: np.ndarray, num_classes: int,
     def batch(epoch_arrays, start, size):
         return tuple(jax.lax.dynamic_slice_in_dim(a, start, size, axis=1) for a in epoch_arrays)
 
-    return Batcher(train_rows, epoch, batch, packed=False)
+    return Batcher(device_rows, take, epoch, batch, packed=False)

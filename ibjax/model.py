@@ -1,12 +1,16 @@
-"""The paper's network: a fully connected MLP with a softmax output, in flax.linen.
+"""The built-in networks, in flax.linen: the paper's MLP and a small CNN for images.
 
 Initialisation as in the authors' code: weights from a normal truncated at two standard
 deviations with ``stddev = 1/sqrt(fan_in)`` (TensorFlow's ``truncated_normal``), biases zero.
+Both return ``(logits, layers)``: the layers T of the information plane, input to output, the
+last being the softmax probabilities.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -26,9 +30,10 @@ def paper_kernel_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
     """Truncated normal on [-2, 2] standard deviations, ``stddev = 1/sqrt(fan_in)``.
 
     Args:
-      shape: ``(fan_in, fan_out)``.
+      shape: ``(fan_in, fan_out)`` for a dense layer, ``(height, width, in, out)`` for a
+        convolution (fan_in = height * width * in).
     """
-    fan_in = shape[0]
+    fan_in = math.prod(shape[:-1])
     return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) / jnp.sqrt(
         jnp.asarray(fan_in, dtype))
 
@@ -158,3 +163,47 @@ class MLP(nn.Module):
 def layer_names(num_hidden: int) -> list[str]:
     """Flax parameter names of the Dense layers, input to output (``Dense_0`` ...)."""
     return [f"Dense_{i}" for i in range(num_hidden + 1)]
+
+
+class CNN(nn.Module):
+    """A small convolutional network for images: conv-pool-conv-pool-dense-dense.
+
+    Samples-major: ``__call__(x)`` takes images ``[batch, height, width, channels]`` and returns
+    ``(logits, layers)``: logits ``[batch, num_classes]`` and the four measured layers, each
+    ``[batch, ...]`` (flattened per sample for MI): the first convolution after pooling, the
+    second after pooling, the dense hidden layer and the softmax probabilities. Convolutions
+    are 3 x 3 with ``SAME`` padding, pooling is 2 x 2 max pooling with stride 2.
+
+    Attributes:
+      channels: channels of the two convolutions.
+      dense: width of the dense hidden layer.
+      num_classes: softmax width.
+      activation: hidden activation (``tanh``, ``relu`` or ``linear``).
+    """
+
+    channels: tuple[int, int] = (8, 16)
+    dense: int = 32
+    num_classes: int = 10
+    activation: str = "tanh"
+
+    layer_names: ClassVar[tuple[str, ...]] = ("conv 1", "conv 2", "dense", "softmax output")
+    layer_param_names: ClassVar[tuple[str, ...]] = ("Conv_0", "Conv_1", "Dense_0", "Dense_1")
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+        act = ACTIVATION_FNS[self.activation]
+        layers = []
+        h = x
+        for channels in self.channels:
+            h = nn.Conv(channels, (3, 3), padding="SAME", kernel_init=paper_kernel_init,
+                        precision=jax.lax.Precision.HIGHEST)(h)
+            h = nn.max_pool(act(h), (2, 2), strides=(2, 2))
+            layers.append(h)
+        h = h.reshape(h.shape[0], -1)
+        h = act(nn.Dense(self.dense, kernel_init=paper_kernel_init,
+                         precision=jax.lax.Precision.HIGHEST)(h))
+        layers.append(h)
+        logits = nn.Dense(self.num_classes, kernel_init=paper_kernel_init,
+                          precision=jax.lax.Precision.HIGHEST)(h)
+        layers.append(jax.nn.softmax(logits, axis=-1))
+        return logits, layers

@@ -156,6 +156,10 @@ def _title(results: xr.Dataset, what: str) -> str:
     import json
 
     config = json.loads(results.attrs.get("config", "{}"))
+    model = str(config.get("model", "mlp"))
+    if model.startswith("own:"):
+        data = str(config.get("dataset", "")).removeprefix("arrays:")
+        return f"{what}\n{results.sizes['seed']} seeds, {model[4:]} on {data}"
     hidden = "-".join(str(w) for w in config.get("hidden", []))
     if "learning_rate" in results.coords and results["learning_rate"].ndim == 0:
         config["learning_rate"] = float(results["learning_rate"])
@@ -194,7 +198,7 @@ def plot_results(results: xr.Dataset | str | os.PathLike,
     Raises:
       OSError: a figure could not be written (the figures written before it stay).
     """
-    from ibjax.atomic import atomic_path
+    from ibjax.atomic import CannotWrite, atomic_path
     from ibjax.results import check_values, load
 
     if not isinstance(results, xr.Dataset):
@@ -205,7 +209,11 @@ def plot_results(results: xr.Dataset | str | os.PathLike,
         raise ValueError("out_dir is required when results is a Dataset")
     results = check_values(results)[0]
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CannotWrite(err.errno, "not a folder that can be created" if isinstance(
+            err, FileExistsError) else err.strerror, str(out_dir)) from None
     if "learning_rate" in results.dims:  # one set of figures per learning rate
         parts = [(f"_lr{rate:g}", results.sel(learning_rate=rate))
                  for rate in results["learning_rate"].values]

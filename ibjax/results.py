@@ -43,7 +43,8 @@ VARIABLES = {
 
 def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
                layer_widths: tuple[int, ...], arrays: Mapping[str, np.ndarray],
-               info: Mapping[str, Any], diverged_epoch: np.ndarray | None = None) -> xr.Dataset:
+               info: Mapping[str, Any], diverged_epoch: np.ndarray | None = None,
+               layer_names: tuple[str, ...] | None = None) -> xr.Dataset:
     """Assembles a results Dataset.
 
     Args:
@@ -51,15 +52,19 @@ def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
       seeds: ``[num_seeds]`` seed indices.
       epochs: ``[num_snapshots]`` snapshot epochs.
       layer_widths: width of each measured layer.
-      arrays: one array per name in :data:`VARIABLES`, shaped by its dims, with one row per
-        network: ``num_seeds * len(config.learning_rates)`` rows, learning rate fastest. A
+      arrays: one array per name in :data:`VARIABLES` (``ixt`` and ``ity`` at least; the
+        others may be left out), shaped by its dims, with one row per network:
+        ``num_seeds * len(config.learning_rates)`` rows, learning rate fastest. A
         learning-rate list becomes a ``learning_rate`` dimension after ``seed``.
       info: extra scalar/string attributes (timings, versions, device).
       diverged_epoch: ``[num_seeds]`` epoch after which a seed's weights became NaN/inf, or -1
         (default: none diverged).
+      layer_names: each layer's name (default ``hidden 1`` ... and ``softmax output`` last).
     """
     data_vars = {}
     for name, (dims, units, description) in VARIABLES.items():
+        if name not in arrays:  # e.g. a user's loop that records no gradient statistics
+            continue
         data_vars[name] = xr.Variable(dims, np.asarray(arrays[name], np.float32),
                                       {"units": units, "long_name": description})
     if diverged_epoch is None:
@@ -69,7 +74,8 @@ def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
         {"long_name": "epoch after which the weights became NaN/inf (-1: never); "
                       "later measurements of that seed are NaN"})
     num_layers = len(layer_widths)
-    names = [f"hidden {i + 1}" for i in range(num_layers - 1)] + ["softmax output"]
+    names = list(layer_names) if layer_names is not None else (
+        [f"hidden {i + 1}" for i in range(num_layers - 1)] + ["softmax output"])
     coords = {
         "seed": ("seed", np.asarray(seeds, np.int32)),
         "epoch": ("epoch", np.asarray(epochs, np.int32),
@@ -119,8 +125,19 @@ def load(path: str | os.PathLike) -> xr.Dataset:
             dataset = handle.load()
     except Exception as err:  # scipy raises many exception types on foreign bytes
         raise ResultsFileError(f"{path} is not a readable ibjax results file ({err})") from None
-    if "config" not in dataset.attrs or "ixt" not in dataset:
-        raise ResultsFileError(f"{path} is a netCDF file but not an ibjax results file")
+    if "config" not in dataset.attrs or "ixt" not in dataset or "ity" not in dataset:
+        raise ResultsFileError(f"{path} is a netCDF file but not an ibjax results file (it "
+                               f"needs a config attribute and the variables ixt and ity)")
+    try:
+        config_of(dataset)
+    except (ValueError, TypeError) as err:
+        raise ResultsFileError(f"{path}: its configuration attribute is not readable "
+                               f"({err})") from None
+    empty = [dim for dim in ("seed", "epoch", "estimator", "layer")
+             if dataset.sizes.get(dim, 1) == 0]
+    if empty:
+        raise ResultsFileError(f"{path} holds no values: its {', '.join(empty)} "
+                               f"dimension is empty")
     version = int(dataset.attrs.get("schema_version", 0))
     if version > SCHEMA_VERSION:
         raise ResultsFileError(
@@ -177,6 +194,10 @@ def merge(parts: list[xr.Dataset]) -> xr.Dataset:
 
 _SLACK = 1e-3  # bits of float rounding allowed beyond a bound
 
+# Config fields of ibjax's own training, which a user's loop (model "own:NAME") does not use.
+TRAINING_FIELDS = ("hidden", "activation", "optimizer", "learning_rate", "batch_size",
+                   "train_fraction", "split", "shuffle", "mi_samples", "layer_product")
+
 
 def value_bounds(dataset: xr.Dataset) -> dict[str, tuple[float, float]]:
     """The range each variable can take, ``name -> (lo, hi)``: I(X;T) in ``[0, log2 N]``
@@ -222,6 +243,16 @@ def check_values(dataset: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
             problems.append(f"{name}: {int(bad.sum())} of {values.size} values outside "
                             f"[{lo:g}, {hi:g}] (e.g. {worst:.6g}); treated as missing")
             clean[name] = dataset[name].where(~bad)
+    if "diverged_epoch" in dataset:
+        values = dataset["diverged_epoch"].values
+        last = int(dataset["epoch"].values.max()) if dataset.sizes["epoch"] else 0
+        num_epochs = max(config_of(dataset).num_epochs, last)
+        bad = (values != -1) & ((values < 1) | (values > num_epochs))
+        if bad.any():
+            problems.append(f"diverged_epoch: {int(bad.sum())} of {values.size} values outside "
+                            f"-1 or [1, {num_epochs}] (e.g. {values[bad][0]}); treated as "
+                            f"never diverged")
+            clean["diverged_epoch"] = dataset["diverged_epoch"].where(~bad, -1)
     return clean, problems
 
 
@@ -236,7 +267,8 @@ def summary(dataset: xr.Dataset) -> str:
     at the first snapshot, its peak (with epoch) and the last snapshot, and the last I(T;Y)."""
     config = config_of(dataset)
     lines = ["configuration:"]
-    lines += [f"  {name:15s} {value}" for name, value in config.to_dict().items()]
+    lines += [f"  {name:15s} {value}" for name, value in config.to_dict().items()
+              if not (config.model.startswith("own:") and name in TRAINING_FIELDS)]
     lines.append(f"sizes: {dict(dataset.sizes)}")
     for key in ("compile_s", "run_s", "seed_epochs_per_s", "device", "host", "jax_version",
                 "layer_products"):

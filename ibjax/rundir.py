@@ -102,38 +102,51 @@ class RunFolder:
             handle.truncate()
             handle.write(f"PID {os.getpid()} on {socket.gethostname()}\n")
             handle.flush()
-            remove_temporaries(self.path, self.results.name)
-            remove_temporaries(self.path, self.checkpoint.name)
-            remove_temporaries(self.path, self.record.name)
+            for pattern in (self.results.name, self.checkpoint.name, self.record.name,
+                            *FIGURE_PATTERNS):
+                remove_temporaries(self.path, pattern)
             yield
         finally:
             handle.close()  # releases the lock
 
     # ------------------------------------------------------------------ the run's record
 
-    def has_unfinished_run(self) -> bool:
-        """True when the folder holds a checkpoint, or a record of a run without its results."""
-        if self.checkpoint.exists():
-            return True
-        record = self.read_record()
-        return record is not None and not self.is_finished(record)
+    def state(self) -> str:
+        """What the folder holds:
 
-    def is_finished(self, record: dict[str, Any] | None = None) -> bool:
+        - ``"empty"``: no run;
+        - ``"checkpoint"``: an unfinished run with a checkpoint;
+        - ``"started"``: a run record without results or checkpoint (stopped before its first
+          checkpoint, or failed);
+        - ``"finished"``: results (of the recorded run, if there is a record);
+        - ``"conflict"``: results of another run than the record describes (e.g. a merged
+          file written over a run's results);
+        - ``"unreadable"``: a damaged run record (and no checkpoint).
+        """
+        if self.checkpoint.exists():
+            return "checkpoint"
+        try:
+            record = self.read_record()
+        except ConfigError:
+            return "unreadable"
+        if not self.results.exists():
+            return "empty" if record is None else "started"
+        if record is None or self.is_finished(record):
+            return "finished"
+        return "conflict"
+
+    def is_finished(self, record: dict[str, Any]) -> bool:
         """True when ``results`` holds the run the record describes: the same configuration,
-        seeds and data (a run is deterministic, so those results are this run's results).
-        Without a record: whether a results file exists."""
-        record = self.read_record() if record is None else record
+        seeds and data (a run is deterministic, so those results are this run's results)."""
         if not self.results.is_file():
             return False
-        if record is None:
-            return True
         from ibjax.results import ResultsFileError, config_of, load
 
         try:
             done = load(self.results)
             return (config_of(done).replace(num_seeds=1) == record["config"].replace(num_seeds=1)
                     and sorted(int(s) for s in done["seed"].values) == sorted(record["seeds"])
-                    and done.attrs.get("data_sha256") == record["data_sha256"])
+                    and done.attrs.get("data_sha256") == record.get("data_sha256"))
         except (ResultsFileError, OSError, ValueError, KeyError):
             return False
 
@@ -149,7 +162,7 @@ class RunFolder:
             tmp.write_text(json.dumps(record, indent=1) + "\n")
 
     def read_record(self) -> dict[str, Any] | None:
-        """The record, or None if there is none.
+        """The record (``config`` a :class:`Config`, ``seeds`` a range or list), or None.
 
         Raises:
           ConfigError: the record is not readable.
@@ -160,8 +173,11 @@ class RunFolder:
             record = json.loads(self.record.read_text())
             record["config"] = Config.from_json(json.dumps(record["config"]))
             record["seeds"] = _expand(record["seeds"])
+            if not isinstance(record.get("data_sha256"), (str, type(None))):
+                raise ValueError("data_sha256 is not a string")
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ConfigError(f"{self.record} is not a readable run record ({err})") from None
+            raise ConfigError(f"{self.record} is not a readable run record ({err}); remove it "
+                              f"or give --overwrite") from None
         return record
 
     def clear(self) -> None:
@@ -172,6 +188,100 @@ class RunFolder:
 
     def figures(self) -> list[Path]:
         return sorted(p for pattern in FIGURE_PATTERNS for p in self.path.glob(pattern))
+
+
+def claim_for_new_run(folder: RunFolder, overwrite: bool) -> str | None:
+    """Under the folder's lock, before a new run: refuses to replace a run unless
+    ``overwrite``. Returns a note to print, or None.
+
+    Raises:
+      ConfigError: the folder holds a run (finished, unfinished, or unreadable) and
+        ``overwrite`` is False.
+    """
+    state = folder.state()
+    where = f"--out {folder.path}"
+    if state == "empty":
+        return None
+    if not overwrite:
+        if state in ("checkpoint", "started"):
+            raise ConfigError(
+                f"{where} holds an unfinished run; continue it with 'ibjax run --resume "
+                f"{folder.path}', replace it with --overwrite, or choose another --out")
+        if state == "unreadable":
+            raise ConfigError(f"{where} holds a damaged run record ({folder.record}); replace "
+                              f"the run with --overwrite or choose another --out")
+        raise ConfigError(f"{where} holds a finished run ({folder.results}); replace it with "
+                          f"--overwrite or choose another --out")
+    folder.clear()
+    if state in ("checkpoint", "started", "unreadable"):
+        return f"discarded the unfinished run in {folder.path} (--overwrite)"
+    return f"{folder.results} will be replaced (--overwrite)"
+
+
+def run_to_resume(folder: RunFolder):
+    """``(config, seeds, from_checkpoint)`` of the run to continue in ``folder``: from its
+    checkpoint, or from the start (its record) if it was stopped before the first checkpoint.
+
+    Raises:
+      ConfigError: nothing to resume (finished, empty, or a results file that is not the
+        recorded run's), or a damaged record without a checkpoint.
+      CheckpointError: a damaged checkpoint.
+    """
+    from ibjax import checkpoint
+
+    state = folder.state()
+    where = f"--resume {folder.path}"
+    if state == "checkpoint":
+        saved = checkpoint.load(folder.checkpoint)
+        return saved.config, saved.seeds.tolist(), True
+    if state == "started":
+        record = folder.read_record()
+        return record["config"], record["seeds"], False
+    if state == "unreadable":
+        folder.read_record()  # raises, naming the record
+    if state == "finished":
+        raise ConfigError(f"{where}: the run is finished ({folder.results}); nothing to resume")
+    if state == "conflict":
+        raise ConfigError(f"{where}: {folder.results} holds another run than {folder.record} "
+                          f"describes; move one of them away")
+    raise ConfigError(f"{where}: no run to resume there (no {folder.checkpoint.name} or "
+                      f"{folder.record.name})")
+
+
+def check_same_data(folder: RunFolder, dataset) -> None:
+    """Refuses to resume on data that changed since the run started (by sha256; a folder
+    without a readable record is left to the checkpoint's own check).
+
+    Raises:
+      ConfigError: naming the data and both fingerprints.
+    """
+    from ibjax.data import digest
+
+    try:
+        record = folder.read_record()
+    except ConfigError:
+        return
+    if record is None or record.get("data_sha256") is None:
+        return
+    now = digest(dataset)
+    if record["data_sha256"] != now:
+        where = record["config"].dataset.removeprefix("file:")
+        raise ConfigError(
+            f"--resume {folder.path}: the data ({where}) changed since the run started "
+            f"(sha256 {record['data_sha256'][:12]}... then, {now[:12]}... now); restore it or "
+            f"start a new run")
+
+
+def move_previous_default_run(folder: RunFolder) -> str | None:
+    """The default folder holding a finished run is renamed (by its date) out of the way,
+    under its lock (so a run in progress there is never moved). Returns a note, or None."""
+    if not folder.path.is_dir():
+        return None
+    with folder.lock():
+        if folder.state() != "finished":
+            return None
+        moved = move_aside(folder.path)
+    return f"moved the previous run in {folder.path} to {moved}"
 
 
 def move_aside(path: Path) -> Path:
@@ -231,9 +341,11 @@ def _compact(seeds: list[int]) -> dict[str, int] | list[int]:
     return [int(s) for s in seeds]
 
 
-def _expand(seeds: dict[str, int] | list[int]) -> list[int]:
+def _expand(seeds: dict[str, int] | list[int]) -> range | list[int]:
+    """The seeds of a record: a ``range`` (not materialised: its size is checked against the
+    memory before anything is allocated) or a list."""
     if isinstance(seeds, dict):
-        return list(range(int(seeds["start"]), int(seeds["stop"])))
+        return range(int(seeds["start"]), int(seeds["stop"]))
     return [int(s) for s in seeds]
 
 

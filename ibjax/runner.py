@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +23,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ibjax import checkpoint, results
 from ibjax.config import Config, ConfigError, snapshot_epochs
-from ibjax.data import Dataset, digest, load_dataset, register
+from ibjax.data import Dataset, digest, load_dataset
+from ibjax.hardware import hardware_info
 from ibjax.memory import (
     budget_fraction,
     check_host_memory,
@@ -37,7 +36,7 @@ from ibjax.memory import (
 )
 from ibjax.plan import Plan, make_plan
 from ibjax.segment import batched_steps, grouped_steps, num_training_groups, training_group_size
-from ibjax.train import Measurement, Steps, Trainer, make_trainer
+from ibjax.train import DataSpec, Measurement, Steps, Trainer, data_spec, make_trainer
 
 # Counts traces of the segment program; a test checks that a second run does not retrace.
 TRACE_COUNT = {"segment": 0}
@@ -84,15 +83,17 @@ def seed_sharding(devices: tuple[jax.Device, ...]) -> tuple[NamedSharding, Named
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_program(config: Config, num_seeds: int, devices: tuple[jax.Device, ...],
-                      target_segments: int = 50, training_group: int | None = None) -> Program:
+def _compiled_program(config: Config, spec: DataSpec, num_seeds: int,
+                      devices: tuple[jax.Device, ...], target_segments: int = 50,
+                      training_group: int | None = None, model=None) -> Program:
     """Compiles init and one segment for ``num_seeds`` (a multiple of ``len(devices)``).
 
-    Each device trains its networks in groups of at most ``training_group`` (None: the
-    platform's default, :func:`ibjax.segment.training_group_size`) and measures them all at once.
+    The program depends on the data only through ``spec`` (shapes): the arrays are an
+    argument, so data sets of the same shapes share it. Each device trains its networks in
+    groups of at most ``training_group`` (None: the platform's default,
+    :func:`ibjax.segment.training_group_size`) and measures them all at once.
     """
-    dataset = load_dataset(config.dataset)
-    trainer = make_trainer(config, dataset, platform=devices[0].platform)
+    trainer = make_trainer(config, spec, platform=devices[0].platform, model=model)
     plan = make_plan(snapshot_epochs(config.snapshots, config.num_epochs), config.num_epochs,
                      target_segments=target_segments)
     by_seed, replicated = seed_sharding(devices)
@@ -103,12 +104,12 @@ def _compiled_program(config: Config, num_seeds: int, devices: tuple[jax.Device,
     # call (the native products) has no partitioning rule, and under jit's automatic
     # partitioning would be computed for all networks on every device.
     steps_fn = jax.shard_map(local_steps, mesh=by_seed.mesh,
-                             in_specs=(by_seed.spec, replicated.spec), out_specs=by_seed.spec,
-                             check_vma=False)
+                             in_specs=(by_seed.spec, replicated.spec, replicated.spec),
+                             out_specs=by_seed.spec, check_vma=False)
 
-    def segment(state, steps):
+    def segment(state, data, steps):
         TRACE_COUNT["segment"] += 1
-        return steps_fn(state, steps)
+        return steps_fn(state, data, steps)
 
     start = time.perf_counter()
     seeds = jax.ShapeDtypeStruct((num_seeds,), jnp.int32, sharding=by_seed)
@@ -117,10 +118,14 @@ def _compiled_program(config: Config, num_seeds: int, devices: tuple[jax.Device,
     state_shape = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=by_seed),
         jax.eval_shape(jax.vmap(trainer.init), seeds, rates))
+    data_shape = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=replicated),
+        trainer.data_shape)
     steps = Steps(
         jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.int32, sharding=replicated),
         jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.bool_, sharding=replicated))
-    compiled = jax.jit(segment, out_shardings=by_seed).lower(state_shape, steps).compile()
+    compiled = jax.jit(segment, out_shardings=by_seed).lower(state_shape, data_shape,
+                                                            steps).compile()
     return Program(trainer, plan, init, compiled, time.perf_counter() - start, groups)
 
 
@@ -142,7 +147,8 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         target_segments: int = 50,
         data: Dataset | None = None,
         training_group: int | None = None,
-        results_path: str | os.PathLike | None = None) -> xr.Dataset:
+        results_path: str | os.PathLike | None = None,
+        model=None) -> xr.Dataset:
     """Trains one network per seed, all at once, and measures them at every snapshot.
 
     The seed axis is split over ``devices`` (all local devices by default; on a CPU host the
@@ -172,7 +178,9 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         measured by ``benchmarks/segmenting.py``.
       data: your own data (a :class:`~ibjax.data.Dataset` from :func:`ibjax.make_dataset` or
         :func:`ibjax.load_file`) instead of ``config.dataset``; the results' configuration then
-        names it ``arrays:NAME:HASH``.
+        names it ``arrays:NAME`` (and ``attrs["data_sha256"]`` fingerprints its contents).
+        The data enter the compiled program as an argument: data sets of the same shapes share
+        one program.
       training_group: most networks a device trains at once; more are trained group after
         group, then all are measured together, in the same compiled step (see
         :mod:`ibjax.segment`). Default: 64 on a CPU (faster there for large seed counts), no
@@ -180,6 +188,12 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
       results_path: if given, the results are saved there atomically (netCDF, see
         :func:`ibjax.save`) before the checkpoint is removed, so a failure or a kill at any
         moment leaves either the results or a checkpoint to resume from.
+      model: your own flax module to train instead of ``config.model``: its ``__call__(x)``
+        takes a batch ``[batch, *sample_shape]`` and returns ``(logits [batch, classes],
+        layers)``, the layers to measure, each ``[batch, ...]`` (flattened per sample). Which
+        weights belong to each layer, for the gradient statistics: see
+        :func:`ibjax.network.flax_network`. The results' configuration names it
+        ``own:CLASSNAME``.
 
     Returns:
       The results Dataset (see :mod:`ibjax.results`); ``attrs`` hold ``compile_s``, ``run_s``,
@@ -194,7 +208,7 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
       OSError: ``results_path`` could not be written (the checkpoint is kept).
       RunInterrupted: Ctrl-C; the finished segments are in the checkpoint, if one was asked for.
     """
-    config, seeds = prepare(config, seeds, data)
+    config, seeds, dataset = prepare(config, seeds, data, model)
     if isinstance(target_segments, bool) or not isinstance(target_segments, int) or (
             target_segments < 1):
         raise ConfigError(f"target_segments must be an integer >= 1, got {target_segments!r}")
@@ -204,7 +218,6 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
             raise ConfigError(f"training_group must be None or an integer >= 1, got "
                               f"{training_group!r}")
         training_group = int(training_group)  # a plain int: part of the program cache key
-    dataset = load_dataset(config.dataset)
     data_digest = digest(dataset)
     saved = None
     if resume:
@@ -227,16 +240,21 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     rate_values = np.asarray(config.learning_rates, np.float32)
     num_real = seeds.size * rate_values.size
     all_padded = -(-num_real // num_devices) * num_devices
-    static = config.replace(num_seeds=1)
+    # The program's cache key: the configuration without what does not shape the program
+    # (the seed count, the data's name: data of the same shapes share one program).
+    static = config.replace(num_seeds=1, dataset="arrays:program")
+    spec = data_spec(dataset)
     misses_before = _compiled_program.cache_info().misses
-    program = _compiled_program(static, all_padded, devices, target_segments, training_group)
+    program = _compiled_program(static, spec, all_padded, devices, target_segments,
+                                training_group, model)
     budget = device_budget_bytes(devices)
     chunk = networks_per_chunk(all_padded, program_bytes(program.segment), budget, num_devices)
     if max_networks_per_chunk is not None:
         chunk = min(chunk, max(num_devices,
                                max_networks_per_chunk // num_devices * num_devices))
     while chunk < all_padded:  # does not fit at once: a program for one chunk of networks
-        program = _compiled_program(static, chunk, devices, target_segments, training_group)
+        program = _compiled_program(static, spec, chunk, devices, target_segments,
+                                    training_group, model)
         needed = program_bytes(program.segment)
         if budget is None or needed is None or needed <= budget:
             break
@@ -255,53 +273,69 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     states = [program.init(jax.device_put(network_seeds[k * chunk:(k + 1) * chunk], by_seed),
                            jax.device_put(rates[k * chunk:(k + 1) * chunk], by_seed))
               for k in range(num_chunks)]
+    _, replicated = seed_sharding(devices)
+    device_data = jax.device_put(program.trainer.device_data(dataset), replicated)
     loop = _SegmentLoop(program, config, seeds, num_real, devices, progress, checkpoint_path,
-                        checkpoint_every_s, data_digest)
+                        checkpoint_every_s, data_digest, device_data)
     states, stacked, run_s = loop.run(states, saved)
-    diverged_epoch = np.concatenate(
-        [np.asarray(jax.device_get(s.diverged_at)) for s in states])[:num_real]
-    info = {
-        "compile_s": program.compile_s if newly_compiled else 0.0,
-        "run_s": run_s,
-        "seed_epochs_per_s": num_real * config.num_epochs / run_s,
-        "num_devices": num_devices,
-        "networks_per_chunk": chunk,
-        "training_groups": program.training_groups,
-        "layer_products": ",".join(program.trainer.layer_products),
-        "data_sha256": data_digest,
-        "mi_rows": program.trainer.num_mi_rows,
-        "num_classes": dataset.num_classes,
-        **hardware_info(devices),
-    }
-    dataset_out = results.to_dataset(config.replace(num_seeds=num_real), seeds,
-                                     program.plan.snapshot_epochs, program.trainer.layer_widths,
-                                     stacked, info, diverged_epoch=diverged_epoch)
-    if results_path is not None:
-        results.save(dataset_out, results_path)
-        if checkpoint_path is not None:  # only now: the results file holds it all
-            Path(checkpoint_path).unlink(missing_ok=True)
-    return dataset_out
+    try:  # a Ctrl-C from here on finds the complete run in the checkpoint
+        diverged_epoch = np.concatenate(
+            [np.asarray(jax.device_get(s.diverged_at)) for s in states])[:num_real]
+        info = {
+            "compile_s": program.compile_s if newly_compiled else 0.0,
+            "run_s": run_s,
+            "seed_epochs_per_s": num_real * config.num_epochs / run_s,
+            "num_devices": num_devices,
+            "networks_per_chunk": chunk,
+            "training_groups": program.training_groups,
+            "layer_products": ",".join(program.trainer.layer_products),
+            "data_sha256": data_digest,
+            "mi_rows": program.trainer.num_mi_rows,
+            "num_classes": dataset.num_classes,
+            **hardware_info(devices),
+        }
+        dataset_out = results.to_dataset(config.replace(num_seeds=num_real), seeds,
+                                         program.plan.snapshot_epochs, program.trainer.layer_widths,
+                                         stacked, info, diverged_epoch=diverged_epoch,
+                                         layer_names=program.trainer.layer_names)
+        if results_path is not None:
+            results.save(dataset_out, results_path)
+            if checkpoint_path is not None:  # only now: the results file holds it all
+                Path(checkpoint_path).unlink(missing_ok=True)
+        return dataset_out
+    except KeyboardInterrupt:
+        kept = checkpoint_path is not None and Path(checkpoint_path).exists()
+        raise RunInterrupted(Path(checkpoint_path) if kept else None) from None
 
 
-def prepare(config: Config, seeds: Sequence[int] | None = None,
-            data: Dataset | None = None) -> tuple[Config, np.ndarray]:
+def prepare(config: Config, seeds: Sequence[int] | None = None, data: Dataset | None = None,
+            model=None) -> tuple[Config, np.ndarray, Dataset]:
     """Checks a run's inputs before anything is compiled.
 
     Returns:
-      ``(config, seeds)``: the validated configuration with its data-dependent defaults
-      resolved (and ``dataset`` naming ``data`` if given), and the ``[num_seeds]`` int32 seed
-      indices (``range(config.num_seeds)`` by default).
+      ``(config, seeds, dataset)``: the validated configuration with its data-dependent
+      defaults resolved (``dataset`` naming ``data``, and ``model`` naming ``model``, if
+      given), the ``[num_seeds]`` int32 seed indices (``range(config.num_seeds)`` by default),
+      and the data.
 
     Raises:
-      ConfigError: a bad configuration, data or seed list, or ``$IBJAX_MEMORY_FRACTION``.
+      ConfigError: a bad configuration, data, model or seed list, sizes that cannot fit in
+        memory, or a bad ``$IBJAX_MEMORY_FRACTION``.
     """
     if data is not None:
         if not isinstance(data, Dataset):
             raise ConfigError(f"data must be an ibjax Dataset (see ibjax.make_dataset), got "
                               f"{type(data).__name__}")
-        config = config.replace(dataset=register(data))
+        config = config.replace(dataset=f"arrays:{data.name}")
+    if model is not None:
+        import flax.linen as nn
+
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model must be a flax.linen Module returning (logits, layers), "
+                              f"got {type(model).__name__}")
+        config = config.replace(model=f"own:{type(model).__name__}", hidden=())
     config.validate()
-    dataset = load_dataset(config.dataset)
+    dataset = data if data is not None else load_dataset(config.dataset)
     config = config.validate_for(dataset).resolved(dataset.num_test)
     if seeds is None:
         num_seeds = config.num_seeds
@@ -317,20 +351,25 @@ def prepare(config: Config, seeds: Sequence[int] | None = None,
             or (seeds < 0).any() or len(set(seeds.tolist())) != seeds.size):
         raise ConfigError(f"seeds must be distinct non-negative integers, got {seeds!r}")
     budget_fraction()  # a bad $IBJAX_MEMORY_FRACTION fails here, not after compiling
-    return config, seeds.astype(np.int32)
+    if model is not None:
+        from ibjax.network import flax_network
+
+        flax_network(model, dataset.input_shape, dataset.num_classes)  # checks the model
+    return config, seeds.astype(np.int32), dataset
 
 
 class _SegmentLoop:
     """Runs the plan's segments, fetching measurements and writing checkpoints in between."""
 
     def __init__(self, program, config, seeds, num_networks, devices, progress,
-                 checkpoint_path, checkpoint_every_s, data_digest=None):
+                 checkpoint_path, checkpoint_every_s, data_digest, data):
         self.program, self.plan, self.config, self.seeds = program, program.plan, config, seeds
         self.num_networks = num_networks
         self.by_seed, self.replicated = seed_sharding(devices)
         self.progress, self.checkpoint_path = progress, checkpoint_path
         self.checkpoint_every_s = checkpoint_every_s
         self.data_digest = data_digest
+        self.data = data
         self.collected: list[dict[str, np.ndarray]] = []
         self.collected_through = 0  # segments whose measurements are in self.collected
         self.elapsed_before = 0.0
@@ -378,7 +417,7 @@ class _SegmentLoop:
                 steps = jax.device_put(
                     Steps(self.plan.num_epochs[segment], self.plan.measure[segment]),
                     self.replicated)
-                outputs = [self.program.segment(state, steps) for state in states]
+                outputs = [self.program.segment(state, self.data, steps) for state in states]
                 states, done = [out[0] for out in outputs], segment + 1
                 measured = [out[1] for out in outputs]
                 if pending is not None:  # fetch the previous segment while this one runs
@@ -391,6 +430,9 @@ class _SegmentLoop:
                     self.save(states, done)
             if pending is not None:
                 self.collect(*pending)
+            if self.checkpoint_path is not None and first < self.plan.num_segments:
+                # The complete run, so that nothing is lost between here and the results file.
+                self.save(states, self.plan.num_segments)
         except KeyboardInterrupt:
             path = None
             if self.checkpoint_path is not None:
@@ -402,29 +444,3 @@ class _SegmentLoop:
             raise RunInterrupted(path) from None
         jax.block_until_ready(states)
         return states, self.stacked(), self.elapsed()
-
-
-def cpu_model() -> str:
-    """The host CPU's model name (from /proc/cpuinfo where available) and core count."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
-
-
-def hardware_info(devices: Sequence[jax.Device] | None = None) -> dict[str, str | int]:
-    """The devices, host and library versions, for results and benchmark output."""
-    devices = jax.local_devices() if devices is None else devices
-    return {
-        "device": f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform})",
-        "host": cpu_model(),
-        "python": sys.version.split()[0],
-        "jax_version": jax.__version__,
-    }
-

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from ibjax.train import Measurement, Steps, Trainer, TrainState
+from ibjax.train import Data, Measurement, Steps, Trainer, TrainState
 
 CPU_TRAINING_GROUP = 64
 """Most networks a CPU device trains at once by default. On a 2-core AMD EPYC, 1000 seeds x
@@ -30,7 +30,7 @@ CPU_TRAINING_GROUP = 64
 networks per core had been 15-20 % faster too). GPUs want every network at once, so there is
 no default limit there."""
 
-SegmentFn = Callable[[TrainState, Steps], tuple[TrainState, Measurement]]
+SegmentFn = Callable[[TrainState, Data, Steps], tuple[TrainState, Measurement]]
 
 
 def training_group_size(choice: int | None, platform: str) -> int | None:
@@ -48,8 +48,9 @@ def num_training_groups(num_networks: int, group_size: int | None) -> int:
 
 
 def batched_steps(trainer: Trainer) -> SegmentFn:
-    """``run_steps`` vmapped over a leading network axis (measurements ``[networks, steps]``)."""
-    return jax.vmap(trainer.run_steps, in_axes=(0, None))
+    """``run_steps`` vmapped over a leading network axis (measurements ``[networks, steps]``);
+    the data are shared by all networks."""
+    return jax.vmap(trainer.run_steps, in_axes=(0, None, None))
 
 
 def grouped_steps(trainer: Trainer, num_groups: int) -> SegmentFn:
@@ -60,10 +61,11 @@ def grouped_steps(trainer: Trainer, num_groups: int) -> SegmentFn:
     divide their number, the last group is filled with copies of the first networks, whose
     results are dropped.
     """
-    train_group = jax.vmap(trainer.train_steps, in_axes=(0, None))
-    measure_all = jax.vmap(trainer.measure_if, in_axes=(0, None))
+    train_group = jax.vmap(trainer.train_steps, in_axes=(0, None, None))
+    measure_all = jax.vmap(trainer.measure_if, in_axes=(0, None, None))
 
-    def segment(states: TrainState, steps: Steps) -> tuple[TrainState, Measurement]:
+    def segment(states: TrainState, data: Data, steps: Steps) -> tuple[TrainState,
+                                                                       Measurement]:
         num_networks = jax.tree.leaves(states)[0].shape[0]
         group = math.ceil(num_networks / num_groups)
         fill = group * num_groups - num_networks
@@ -73,11 +75,12 @@ def grouped_steps(trainer: Trainer, num_groups: int) -> SegmentFn:
             grouped = jax.tree.map(
                 lambda a: jnp.concatenate([a, a[:fill]]).reshape(num_groups, group, *a.shape[1:]),
                 states)
-            grouped, grad_stats = jax.lax.map(lambda g: train_group(g, num_epochs), grouped)
+            grouped, grad_stats = jax.lax.map(lambda g: train_group(g, data, num_epochs), grouped)
             states, (grad_mean, grad_std) = jax.tree.map(
                 lambda a: a.reshape(num_groups * group, *a.shape[2:])[:num_networks],
                 (grouped, grad_stats))
-            ixt, ity, train_loss, train_acc, test_loss, test_acc = measure_all(states, do_measure)
+            ixt, ity, train_loss, train_acc, test_loss, test_acc = measure_all(states, data,
+                                                                               do_measure)
             return states, Measurement(ixt, ity, grad_mean, grad_std, train_loss, train_acc,
                                        test_loss, test_acc)
 

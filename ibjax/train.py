@@ -23,12 +23,13 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from ibjax.config import Config, num_train
+from ibjax.config import Config, ConfigError, num_train
 from ibjax.data import Dataset
-from ibjax.estimators import estimate_layer
-from ibjax.minibatches import make_batcher
-from ibjax.model import MLP, layer_names, layer_products
+from ibjax.mi._estimators import estimate_columns
+from ibjax.minibatches import binary_code_layout, make_batcher
+from ibjax.network import make_network
 from ibjax.permutation import permutation
+from ibjax.recorder import gradient_stats
 
 
 class TrainState(NamedTuple):
@@ -91,40 +92,98 @@ class Steps(NamedTuple):
     measure: jax.Array
 
 
+class DataSpec(NamedTuple):
+    """What a compiled program needs to know of a data set: its shapes, not its values.
+
+    Data sets with equal specs share one compiled program (the arrays enter it as arguments).
+
+    Attributes:
+      num_samples: rows of ``x`` (the pool training rows are drawn from).
+      num_test: rows of the separate test set (0: none).
+      num_features: input width per row.
+      num_classes: label values (the softmax width).
+      input_shape: one sample's shape (``(num_features,)``, or ``(height, width, channels)``).
+      packed: binary inputs packed into one int32 per row (:mod:`ibjax.minibatches`).
+    """
+
+    num_samples: int
+    num_test: int
+    num_features: int
+    num_classes: int
+    input_shape: tuple[int, ...]
+    packed: bool
+
+
+def data_spec(dataset: Dataset) -> DataSpec:
+    """The :class:`DataSpec` of a :class:`~ibjax.data.Dataset`."""
+    x_all = dataset.x if dataset.x_test is None else np.concatenate([dataset.x, dataset.x_test])
+    packed = binary_code_layout(x_all, dataset.num_classes) is not None
+    return DataSpec(int(dataset.x.shape[0]), dataset.num_test, int(dataset.x.shape[1]),
+                    int(dataset.num_classes), tuple(dataset.input_shape), packed)
+
+
+class Data(NamedTuple):
+    """A data set on the device, the argument every trainer function takes.
+
+    Attributes:
+      rows: all rows in the batcher's compact form (packed codes, or inputs and labels).
+      x: ``[num_samples + num_test, num_features]`` float32 inputs, training pool then test set.
+      y: ``[num_samples + num_test]`` int32 labels.
+    """
+
+    rows: Any
+    x: jax.Array
+    y: jax.Array
+
+
 class Trainer(NamedTuple):
     """Pure single-seed functions for one configuration; see the module docstring.
 
+    Every function but ``init`` takes the data as an argument (a :class:`Data` from
+    ``device_data``), so one compiled program serves every data set of the same shapes.
+
     Attributes:
       init: ``init(seed_index, learning_rate) -> TrainState``.
-      run_steps: ``run_steps(state, steps) -> (state, Measurement)`` with a leading step axis:
-        for each step, ``train_steps`` then ``measure_if``.
-      train_steps: ``train_steps(state, num_epochs) -> (state, (grad_mean, grad_std))``: the
-        training half of a step (the gradient statistics are each ``[num_layers]``).
-      measure_if: ``measure_if(state, do_measure) -> (ixt, ity, train_loss, train_accuracy,
-        test_loss, test_accuracy)``: the measuring half, NaNs when ``do_measure`` is False.
-        Split so a caller can train seeds in small groups and measure them all at once.
-      train_epoch: ``train_epoch(state) -> (state, kernel_grads)``: one epoch; the gradients
-        are each layer's ``[num_batches, in, out]`` minibatch weight gradients.
-      layer_activations: ``layer_activations(params) -> list of [width, num_mi_rows]``, every
-        measured layer on the rows MI is measured on (``config.mi_samples``; features-major).
+      device_data: ``device_data(dataset) -> Data`` (on the host: the arrays to pass).
+      data_shape: the :class:`Data` as ``jax.ShapeDtypeStruct`` leaves (for lowering).
+      run_steps: ``run_steps(state, data, steps) -> (state, Measurement)`` with a leading step
+        axis: for each step, ``train_steps`` then ``measure_if``.
+      train_steps: ``train_steps(state, data, num_epochs) -> (state, (grad_mean, grad_std))``:
+        the training half of a step (the gradient statistics are each ``[num_layers]``).
+      measure_if: ``measure_if(state, data, do_measure) -> (ixt, ity, train_loss,
+        train_accuracy, test_loss, test_accuracy)``: the measuring half, NaNs when
+        ``do_measure`` is False. Split so a caller can train seeds in small groups and measure
+        them all at once.
+      train_epoch: ``train_epoch(state, data) -> (state, kernel_grads)``: one epoch; the
+        gradients are each layer's ``[num_batches, ...]`` minibatch weight gradients.
+      layer_activations: ``layer_activations(params, data) -> list of [width, num_mi_rows]``,
+        every measured layer on the rows MI is measured on (``config.mi_samples``;
+        features-major, flattened per sample).
       num_layers: layers measured (hidden layers and the softmax output).
+      layer_widths: their widths (units per sample).
+      layer_names: their names, input to output.
+      layer_products: each Dense layer's product of the MLP, ``"matmul"``, ``"broadcast"`` or
+        ``"native"`` (``config.layer_product`` resolved for the platform, see
+        :func:`ibjax.model.layer_products`); empty for other models.
       num_mi_rows: rows the estimators measure on (``config.mi_samples`` resolved).
-      layer_widths: their widths.
-      layer_products: each Dense layer's product, ``"matmul"`` or ``"broadcast"``
-        (``config.layer_product`` resolved for the platform, see
-        :func:`ibjax.model.layer_products`).
+      spec: the :class:`DataSpec` the functions were built for.
     """
 
     init: Callable[[jax.Array, jax.Array], TrainState]
-    run_steps: Callable[[TrainState, Steps], tuple[TrainState, Measurement]]
-    train_steps: Callable[[TrainState, jax.Array], tuple[TrainState, tuple[jax.Array, jax.Array]]]
-    measure_if: Callable[[TrainState, jax.Array], tuple[jax.Array, ...]]
-    train_epoch: Callable[[TrainState], tuple[TrainState, list[jax.Array]]]
-    layer_activations: Callable[[Any], list[jax.Array]]
+    device_data: Callable[[Dataset], Data]
+    data_shape: Data
+    run_steps: Callable[[TrainState, Data, Steps], tuple[TrainState, Measurement]]
+    train_steps: Callable[[TrainState, Data, jax.Array],
+                          tuple[TrainState, tuple[jax.Array, jax.Array]]]
+    measure_if: Callable[[TrainState, Data, jax.Array], tuple[jax.Array, ...]]
+    train_epoch: Callable[[TrainState, Data], tuple[TrainState, list[jax.Array]]]
+    layer_activations: Callable[[Any, Data], list[jax.Array]]
     num_layers: int
     layer_widths: tuple[int, ...]
+    layer_names: tuple[str, ...]
     layer_products: tuple[str, ...]
     num_mi_rows: int
+    spec: DataSpec
 
 
 def mi_sample_rows(mi_samples: str | int, num_samples: int, num_test: int) -> np.ndarray | None:
@@ -147,48 +206,76 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     return optax.inject_hyperparams(factory)(learning_rate=config.learning_rates[0])
 
 
-def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) -> Trainer:
-    """Builds the pure functions for ``config`` on ``dataset`` (validated first).
+def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None = None,
+                 model: Any = None) -> Trainer:
+    """Builds the pure functions for ``config`` on data of ``data``'s shapes (validated first).
 
-    ``platform`` is the JAX platform the functions will run on (``cpu``, ``gpu``, ``tpu``;
-    default ``jax.default_backend()``); it only decides ``config.layer_product="auto"``.
+    Args:
+      config: the run's configuration.
+      data: a :class:`~ibjax.data.Dataset` or just its :class:`DataSpec`.
+      platform: the JAX platform the functions will run on (``cpu``, ``gpu``, ``tpu``; default
+        ``jax.default_backend()``); it only decides ``config.layer_product="auto"``.
+      model: a flax module returning ``(logits, layers)`` to train instead of
+        ``config.model`` (see :func:`ibjax.network.flax_network`).
     """
-    config.validate_for(dataset)
-    # All rows: the training pool x, then the separate test set if there is one.
-    x_all_np = dataset.x if dataset.x_test is None else np.concatenate([dataset.x, dataset.x_test])
-    y_all_np = dataset.y if dataset.y_test is None else np.concatenate([dataset.y, dataset.y_test])
-    x_all = jnp.asarray(x_all_np, jnp.float32)
-    x_all_t = x_all.T  # [features, samples]: the model works features-major
-    y_all = jnp.asarray(y_all_np, jnp.int32)
-    batcher = make_batcher(x_all_np, y_all_np, dataset.num_classes)
-    num_samples = dataset.x.shape[0]  # the pool a seed's training rows come from
-    test_pool = jnp.asarray(np.arange(x_all_np.shape[0]) >= num_samples) if dataset.num_test \
+    spec = data if isinstance(data, DataSpec) else data_spec(data)
+    config.validate(num_samples=spec.num_samples, num_test=spec.num_test)
+    num_samples, num_rows = spec.num_samples, spec.num_samples + spec.num_test
+    batcher = make_batcher(spec.num_features, spec.num_classes, spec.packed)
+    test_pool = jnp.asarray(np.arange(num_rows) >= num_samples) if spec.num_test \
         else None  # with a separate test set, only it is tested on
-    mi_rows = mi_sample_rows(config.mi_samples, num_samples, dataset.num_test)
-    x_mi_t = x_all_t if mi_rows is None else x_all_t[:, mi_rows]
-    y_mi = y_all if mi_rows is None else y_all[mi_rows]
-    n_train = num_train(config.train_fraction_for(dataset.num_test), num_samples)
+    mi_rows = mi_sample_rows(config.mi_samples, num_samples, spec.num_test)
+    num_mi_rows = num_rows if mi_rows is None else int(mi_rows.size)
+    n_train = num_train(config.train_fraction_for(spec.num_test), num_samples)
     batch_size = n_train if config.batch_size is None else config.batch_size
     num_batches = math.ceil(n_train / batch_size)
     padded = num_batches * batch_size
     batch_valid = jnp.asarray(np.arange(padded) < n_train).reshape(num_batches, batch_size)
-    widths = (*config.hidden, dataset.num_classes)
-    kernel_shapes = list(zip((x_all_np.shape[1], *config.hidden), widths, strict=True))
-    products = layer_products(config.layer_product, kernel_shapes,
-                              platform or jax.default_backend())
-    model = MLP(hidden=config.hidden, num_classes=dataset.num_classes,
-                activation=config.activation, products=products)
+    network = make_network(config, spec.num_features, spec.num_classes, spec.input_shape,
+                           platform or jax.default_backend(), model)
+    features_major = network.features_major
+
+    def model_input(x_rows: jax.Array) -> jax.Array:
+        """Rows ``[n, features]`` in the network's layout."""
+        if features_major:
+            return x_rows.T
+        return x_rows.reshape(x_rows.shape[0], *network.input_shape)
+
+    example = model_input(jnp.zeros((1, spec.num_features), jnp.float32))
+    _, example_layers = jax.eval_shape(network.apply,
+                                       jax.eval_shape(network.init, jax.random.key(0), example),
+                                       example)
+    widths = tuple(math.prod(t.shape[:-1] if features_major else t.shape[1:])
+                   for t in example_layers)
     optimizer = make_optimizer(config)
-    names = layer_names(len(config.hidden))
     num_layers = len(widths)
     estimators = config.estimators
     settings = config.estimator_settings()
     base_key = jax.random.key(config.seed)
 
+    def device_data(dataset: Dataset) -> Data:
+        if data_spec(dataset) != spec:
+            raise ConfigError(f"data of shapes {data_spec(dataset)} given to a trainer built "
+                              f"for {spec}")
+        x_all = dataset.x if dataset.x_test is None else np.concatenate(
+            [dataset.x, dataset.x_test])
+        y_all = dataset.y if dataset.y_test is None else np.concatenate(
+            [dataset.y, dataset.y_test])
+        return Data(batcher.device_rows(x_all, y_all), jnp.asarray(x_all, jnp.float32),
+                    jnp.asarray(y_all, jnp.int32))
+
+    def shape(*dims, dtype=jnp.float32):
+        return jax.ShapeDtypeStruct(dims, dtype)
+
+    rows_shape = shape(num_rows, dtype=jnp.int32) if spec.packed else (
+        shape(num_rows, spec.num_features), shape(num_rows, dtype=jnp.int32))
+    data_shape = Data(rows_shape, shape(num_rows, spec.num_features),
+                      shape(num_rows, dtype=jnp.int32))
+
     def init(seed_index: jax.Array, learning_rate: jax.Array) -> TrainState:
         key = jax.random.fold_in(base_key, seed_index)
         key_init, key_split, key_shuffle = jax.random.split(key, 3)
-        params = model.init(key_init, x_all_t[:, :1])
+        params = network.init(key_init, example)
         opt_state = optimizer.init(ravel_pytree(params)[0])
         opt_state.hyperparams["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
         if config.split == "random":
@@ -196,7 +283,7 @@ def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) 
         else:
             order = jnp.arange(num_samples)
         train_index = order[:n_train].astype(jnp.int32)
-        train_mask = jnp.zeros(x_all.shape[0], bool).at[train_index].set(True)
+        train_mask = jnp.zeros(num_rows, bool).at[train_index].set(True)
         return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key_shuffle,
                           train_index, train_mask, jnp.asarray(-1, jnp.int32))
 
@@ -206,8 +293,12 @@ def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) 
         Written with a one-hot mask instead of a gather of the label's log-probability: the
         gather's gradient is a scatter, several times slower on a CPU.
         """
-        logits, _ = model.apply(params, x_t)
-        losses = -jnp.sum(y_onehot_t * jax.nn.log_softmax(logits, axis=0), axis=0)
+        if features_major:
+            logits, _ = network.apply(params, x_t)
+            losses = -jnp.sum(y_onehot_t * jax.nn.log_softmax(logits, axis=0), axis=0)
+        else:
+            logits, _ = network.apply(params, model_input(x_t.T))
+            losses = -jnp.sum(y_onehot_t.T * jax.nn.log_softmax(logits, axis=-1), axis=-1)
         return jnp.sum(jnp.where(valid, losses, 0.0)) / jnp.sum(valid)
 
     grad_fn = jax.grad(batch_loss)
@@ -237,8 +328,7 @@ def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) 
             grads = grad_fn(unravel(flat_params), x_t, y_t, valid)
             updates, opt_state = optimizer.update(ravel_pytree(grads)[0], opt_state, flat_params)
             flat_params = optax.apply_updates(flat_params, updates)
-            kernels = [grads["params"][name]["kernel"] for name in names]
-            return (flat_params, opt_state), kernels
+            return (flat_params, opt_state), network.layer_kernels(grads)
 
         (flat_params, opt_state), kernels = jax.lax.scan(
             batch_step, (flat_params, state.opt_state),
@@ -252,33 +342,35 @@ def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) 
             diverged_at=jnp.where(newly_diverged, state.epoch + 1, state.diverged_at))
         return state, kernels
 
-    def train_epoch(state: TrainState) -> tuple[TrainState, list[jax.Array]]:
+    def train_epoch(state: TrainState, data: Data) -> tuple[TrainState, list[jax.Array]]:
         """One epoch; returns the new state and each layer's stacked kernel gradients."""
-        return epoch_with_rows(state, batcher.train_rows(state.train_index))
+        return epoch_with_rows(state, batcher.train_rows(data.rows, state.train_index))
 
-    def gradient_stats(kernels: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
-        """``[num_layers]`` norms of the mean and of the std of ``[num_batches, ...]`` grads."""
-        means, stds = [], []
-        for g in kernels:
-            g = g.reshape(num_batches, -1)
-            g_mean = jnp.mean(g, axis=0)
-            means.append(jnp.linalg.norm(g_mean))
-            stds.append(jnp.sqrt(jnp.mean(jnp.sum((g - g_mean[None]) ** 2, axis=-1))))
-        return jnp.stack(means), jnp.stack(stds)
+    def mi_layers(params, data: Data) -> list[jax.Array]:
+        """Every measured layer on the MI rows, features-major ``[width, num_mi_rows]``."""
+        x = data.x if mi_rows is None else data.x[mi_rows]
+        layers = network.apply(params, model_input(x))[1]
+        if features_major:
+            return layers
+        return [t.reshape(t.shape[0], -1).T for t in layers]
 
-    def measure(state: TrainState) -> tuple[jax.Array, ...]:
+    def measure(state: TrainState, data: Data) -> tuple[jax.Array, ...]:
         """MI per layer (on the MI rows) and loss/accuracy at the current parameters."""
-        logits, layers = model.apply(state.params, x_all_t)
+        logits, layers = network.apply(state.params, model_input(data.x))
         if mi_rows is not None:
-            layers = model.apply(state.params, x_mi_t)[1]
-        mi = [estimate_layer(t, y_mi, dataset.num_classes, estimators, settings)
+            layers = mi_layers(state.params, data)
+        elif not features_major:
+            layers = [t.reshape(t.shape[0], -1).T for t in layers]
+        y_mi = data.y if mi_rows is None else data.y[mi_rows]
+        mi = [estimate_columns(t, y_mi, spec.num_classes, estimators, settings)
               for t in layers]
         ixt = jnp.stack([m[0] for m in mi], axis=1)  # [estimator, layer]
         ity = jnp.stack([m[1] for m in mi], axis=1)
         finite = jnp.stack([jnp.all(jnp.isfinite(t)) for t in layers])[None, :]
         ixt, ity = jnp.where(finite, ixt, jnp.nan), jnp.where(finite, ity, jnp.nan)
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits.T, y_all)
-        correct = (jnp.argmax(logits, axis=0) == y_all).astype(jnp.float32)
+        logits = logits.T if features_major else logits  # [rows, classes]
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, data.y)
+        correct = (jnp.argmax(logits, axis=-1) == data.y).astype(jnp.float32)
         train = state.train_mask
         test = ~train if test_pool is None else test_pool
 
@@ -293,12 +385,12 @@ def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) 
     nan_mi = jnp.full((len(estimators), num_layers), jnp.nan, jnp.float32)
     nan_scalar = jnp.asarray(jnp.nan, jnp.float32)
 
-    def train_steps(state: TrainState, num_epochs: jax.Array) -> tuple[TrainState, tuple[
-            jax.Array, jax.Array]]:
+    def train_steps(state: TrainState, data: Data, num_epochs: jax.Array) -> tuple[
+            TrainState, tuple[jax.Array, jax.Array]]:
         """Trains ``num_epochs`` epochs (0 allowed); returns the state and the last epoch's
         gradient statistics ``(grad_mean, grad_std)``, each ``[num_layers]`` (NaN without an
         epoch or once diverged)."""
-        rows = batcher.train_rows(state.train_index)  # gathered once per step, not per epoch
+        rows = batcher.train_rows(data.rows, state.train_index)  # once per step, not per epoch
         state = jax.lax.fori_loop(
             0, jnp.maximum(num_epochs - 1, 0), lambda _, s: epoch_with_rows(s, rows)[0], state)
 
@@ -312,29 +404,30 @@ def make_trainer(config: Config, dataset: Dataset, platform: str | None = None) 
         return state, (jnp.where(invalid, jnp.nan, grad_mean), jnp.where(invalid, jnp.nan,
                                                                           grad_std))
 
-    def measure_if(state: TrainState, do_measure: jax.Array) -> tuple[jax.Array, ...]:
+    def measure_if(state: TrainState, data: Data, do_measure: jax.Array) -> tuple[
+            jax.Array, ...]:
         """:func:`measure` when ``do_measure`` (a scalar bool shared by all seeds), else NaNs:
         ``(ixt, ity, train_loss, train_accuracy, test_loss, test_accuracy)``."""
         return jax.lax.cond(
             do_measure, measure,
-            lambda s: (nan_mi, nan_mi, nan_scalar, nan_scalar, nan_scalar, nan_scalar),
-            state)
+            lambda s, d: (nan_mi, nan_mi, nan_scalar, nan_scalar, nan_scalar, nan_scalar),
+            state, data)
 
-    def run_step(state: TrainState, step: tuple[jax.Array, jax.Array]):
-        num_epochs, do_measure = step
-        state, (grad_mean, grad_std) = train_steps(state, num_epochs)
-        ixt, ity, train_loss, train_acc, test_loss, test_acc = measure_if(state, do_measure)
-        return state, Measurement(ixt, ity, grad_mean, grad_std, train_loss, train_acc,
-                                  test_loss, test_acc)
+    def run_steps(state: TrainState, data: Data, steps: Steps) -> tuple[TrainState,
+                                                                        Measurement]:
+        def run_step(state, step):
+            num_epochs, do_measure = step
+            state, (grad_mean, grad_std) = train_steps(state, data, num_epochs)
+            ixt, ity, train_loss, train_acc, test_loss, test_acc = measure_if(
+                state, data, do_measure)
+            return state, Measurement(ixt, ity, grad_mean, grad_std, train_loss, train_acc,
+                                      test_loss, test_acc)
 
-    def run_steps(state: TrainState, steps: Steps) -> tuple[TrainState, Measurement]:
         return jax.lax.scan(run_step, state, (steps.num_epochs, steps.measure))
 
-    def layer_activations(params) -> list[jax.Array]:
-        return model.apply(params, x_mi_t)[1]
-
-    return Trainer(init=init, run_steps=run_steps, train_steps=train_steps,
-                   measure_if=measure_if, train_epoch=train_epoch,
-                   layer_activations=layer_activations, num_layers=num_layers,
-                   layer_widths=widths, layer_products=products,
-                   num_mi_rows=int(y_mi.shape[0]))
+    return Trainer(init=init, device_data=device_data, data_shape=data_shape,
+                   run_steps=run_steps,
+                   train_steps=train_steps, measure_if=measure_if, train_epoch=train_epoch,
+                   layer_activations=mi_layers, num_layers=num_layers, layer_widths=widths,
+                   layer_names=network.layer_names, layer_products=network.layer_products,
+                   num_mi_rows=num_mi_rows, spec=spec)

@@ -140,6 +140,16 @@ CASES = [
     ("results-text", lambda p: ["plot", results_file(p, "text")],
      "not a readable ibjax results file"),
     ("results-missing", lambda p: ["plot", str(p / "none.nc")], "not found"),
+    ("bins-beyond-table", lambda p: ["run", "--bins", "1000000000"], "num_bins"),
+    ("seed-beyond-64-bits", lambda p: ["run", "--seed", str(2**63)], "seed"),
+    ("epochs-beyond-int32", lambda p: ["run", "--epochs", "100000000000"], "num_epochs"),
+    ("results-config-broken", lambda p: ["info", _damaged(p, "config")], "configuration"),
+    ("results-without-ity", lambda p: ["plot", _damaged(p, "ity")], "variables ixt and ity"),
+    ("results-without-seeds", lambda p: ["info", _damaged(p, "seeds")], "seed dimension"),
+    ("merge-out-fifo", lambda p: ["merge", _results(p, "a", 2), "--out", _fifo(p)],
+     "not a regular file"),
+    ("merge-out-folder", lambda p: ["merge", _results(p, "a", 2), "--out", str(p)],
+     "a folder"),
     ("merge-different", lambda p: ["merge", _results(p, "a", 3), _results(p, "b", 4, (5, 2)),
                                    "--out", str(p / "m.nc")], "differs from file 1 in hidden"),
 ]
@@ -148,6 +158,25 @@ CASES = [
 def _write(path, data):
     path.write_bytes(data)
     return path
+
+
+def _damaged(tmp_path, what):
+    ds = synthetic()
+    if what == "config":
+        ds.attrs["config"] = "{not json"
+    elif what == "ity":
+        ds = ds.drop_vars("ity")
+    elif what == "seeds":
+        ds = ds.isel(seed=[])
+    return str(save(ds, tmp_path / f"damaged-{what}.nc"))
+
+
+def _fifo(tmp_path):
+    import os
+
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    return str(path)
 
 
 def _mkdir(path):

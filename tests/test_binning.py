@@ -5,14 +5,14 @@ import pytest
 from conftest import numpy_binned_mi
 
 import ibjax
-from ibjax.binning import bin_edges, bin_indices
 from ibjax.data import load_var_u
+from ibjax.mi import bin_edges, bin_indices
 
 TOL = 1e-6  # bits; float32 result, one rounding
 
 
 def _check(t, y, **kwargs):
-    got = np.array(jax.jit(ibjax.binned_mi, static_argnames=("num_bins", "value_range",
+    got = np.array(jax.jit(ibjax.mi.binned_mi, static_argnames=("num_bins", "value_range",
                                                               "num_classes"))(t, y, **kwargs))
     ref_kwargs = {k: v for k, v in kwargs.items() if k != "num_classes"}
     want = np.array(numpy_binned_mi(np.asarray(t), np.asarray(y), **ref_kwargs))
@@ -43,13 +43,13 @@ def test_values_on_and_outside_edges(rng):
 
 def test_constant_layer_is_zero():
     t = np.full((4096, 3), 0.3, np.float32)
-    ixt, ity = ibjax.binned_mi(t, load_var_u().y)
+    ixt, ity = ibjax.mi.binned_mi(t, load_var_u().y)
     assert float(ixt) == 0.0 and abs(float(ity)) < TOL
 
 
 def test_identity_layer_on_var_u():
     data = load_var_u()
-    ixt, ity = ibjax.binned_mi(data.x, data.y)
+    ixt, ity = ibjax.mi.binned_mi(data.x, data.y)
     assert float(ixt) == pytest.approx(12.0, abs=TOL)
     assert float(ity) == pytest.approx(0.999157, abs=1e-6)
 
@@ -57,17 +57,17 @@ def test_identity_layer_on_var_u():
 def test_arbitrary_label_values(rng):
     t = np.tanh(rng.normal(size=(3000, 6))).astype(np.float32)
     y = rng.integers(0, 4, 3000)
-    a = ibjax.binned_mi(t, y * 1000 - 7)
-    b = ibjax.binned_mi(t, y, num_classes=4)
+    a = ibjax.mi.binned_mi(t, y * 1000 - 7)
+    b = ibjax.mi.binned_mi(t, y, num_classes=4)
     np.testing.assert_allclose(np.array(a), np.array(b), atol=TOL)
 
 
 def test_vmap_over_seeds_equals_loop(rng):
     t = np.tanh(rng.normal(size=(5, 1024, 7))).astype(np.float32)
     y = rng.integers(0, 2, 1024)
-    batched = jax.jit(jax.vmap(ibjax.binned_mi, in_axes=(0, None)))(t, y)
+    batched = jax.jit(jax.vmap(ibjax.mi.binned_mi, in_axes=(0, None)))(t, y)
     for s in range(5):
-        single = ibjax.binned_mi(t[s], y)
+        single = ibjax.mi.binned_mi(t[s], y)
         assert float(batched[0][s]) == float(single[0])
         assert float(batched[1][s]) == float(single[1])
 
@@ -75,27 +75,27 @@ def test_vmap_over_seeds_equals_loop(rng):
 def test_invariant_to_permuting_neurons_and_samples(rng):
     t = np.tanh(rng.normal(size=(2048, 6))).astype(np.float32)
     y = rng.integers(0, 2, 2048)
-    base = np.array(ibjax.binned_mi(t, y))
+    base = np.array(ibjax.mi.binned_mi(t, y))
     rows = rng.permutation(2048)
-    np.testing.assert_allclose(np.array(ibjax.binned_mi(t[:, ::-1], y)), base, atol=TOL)
-    np.testing.assert_allclose(np.array(ibjax.binned_mi(t[rows], y[rows])), base, atol=TOL)
+    np.testing.assert_allclose(np.array(ibjax.mi.binned_mi(t[:, ::-1], y)), base, atol=TOL)
+    np.testing.assert_allclose(np.array(ibjax.mi.binned_mi(t[rows], y[rows])), base, atol=TOL)
     padded = np.concatenate([t, np.full((2048, 3), 0.5, np.float32)], axis=1)
-    np.testing.assert_allclose(np.array(ibjax.binned_mi(padded, y)), base, atol=TOL)
+    np.testing.assert_allclose(np.array(ibjax.mi.binned_mi(padded, y)), base, atol=TOL)
 
 
 def test_merging_bins_never_raises_entropy(rng):
     t = np.tanh(rng.normal(size=(4096, 3))).astype(np.float32)
     y = rng.integers(0, 2, 4096)
     # 30 edges -> 29 intervals; 15 edges on the same range merge pairs of them.
-    fine = ibjax.binned_mi(t, y, num_bins=30)
-    coarse = ibjax.binned_mi(t, y, num_bins=15)
+    fine = ibjax.mi.binned_mi(t, y, num_bins=30)
+    coarse = ibjax.mi.binned_mi(t, y, num_bins=15)
     assert float(coarse[0]) <= float(fine[0]) + TOL
 
 
 def test_bounds(rng):
     t = np.tanh(rng.normal(size=(4096, 10)) * 3).astype(np.float32)
     y = load_var_u().y
-    ixt, ity = ibjax.binned_mi(t, y)
+    ixt, ity = ibjax.mi.binned_mi(t, y)
     assert 0 <= float(ity) <= 0.999157 + TOL and 0 <= float(ixt) <= 12 + TOL
 
 
@@ -124,7 +124,7 @@ def test_both_bin_index_paths_count_edges_exactly(rng, num_bins):
 def test_non_finite_activations_give_nan():
     t = np.zeros((16, 2), np.float32)
     t[3, 1] = np.inf
-    ixt, ity = ibjax.binned_mi(t, np.zeros(16, int))
+    ixt, ity = ibjax.mi.binned_mi(t, np.zeros(16, int))
     assert np.isnan(float(ixt)) and np.isnan(float(ity))
 
 
@@ -137,19 +137,19 @@ def test_non_finite_activations_give_nan():
     ({"num_classes": 0}, "num_classes"),
 ])
 def test_bad_settings_raise(kwargs, match):
-    with pytest.raises(ibjax.ConfigError, match=match):
-        ibjax.binned_mi(np.zeros((8, 2), np.float32), np.zeros(8, int), **kwargs)
+    with pytest.raises(ibjax.mi.MIError, match=match):
+        ibjax.mi.binned_mi(np.zeros((8, 2), np.float32), np.zeros(8, int), **kwargs)
 
 
 def test_bad_shapes_raise():
     with pytest.raises(ValueError, match="y must have shape"):
-        ibjax.binned_mi(np.zeros((8, 2), np.float32), np.zeros(7, int))
+        ibjax.mi.binned_mi(np.zeros((8, 2), np.float32), np.zeros(7, int))
     with pytest.raises(ValueError, match="t must have shape"):
-        ibjax.binned_mi(np.zeros((8,), np.float32), np.zeros(8, int))
+        ibjax.mi.binned_mi(np.zeros((8,), np.float32), np.zeros(8, int))
     with pytest.raises(ValueError, match="integer labels"):
-        ibjax.binned_mi(np.zeros((8, 2), np.float32), np.zeros(8, np.float32))
+        ibjax.mi.binned_mi(np.zeros((8, 2), np.float32), np.zeros(8, np.float32))
 
 
 def test_zero_rows_are_refused_by_name():
-    with pytest.raises(ibjax.ConfigError, match="t must have at least one row"):
-        ibjax.binned_mi(np.zeros((0, 3), np.float32), np.zeros(0, np.int32))
+    with pytest.raises(ibjax.mi.MIError, match="t must have at least one row"):
+        ibjax.mi.binned_mi(np.zeros((0, 3), np.float32), np.zeros(0, np.int32))

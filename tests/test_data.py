@@ -65,7 +65,8 @@ def test_own_arrays_any_classes_and_width_through_the_python_api(rng):
     results = ibjax.run(config, data=data)
     assert results.layer_width.values.tolist() == [4, 3]  # softmax follows the classes
     recorded = ibjax.config_of(results)
-    assert recorded.dataset.startswith("arrays:blobs:")
+    assert recorded.dataset == "arrays:blobs"
+    assert results.attrs["data_sha256"] == ibjax.data.digest(data)
     assert (recorded.train_fraction, recorded.bin_range) == (0.8, (-1.0, 1.0))  # resolved
     h_y = -sum(p * np.log2(p) for p in np.bincount(y) / 300)
     assert (results.ity.values <= h_y + 1e-5).all() and (results.ixt.values <= np.log2(300)
@@ -83,8 +84,8 @@ def test_separate_test_set_and_mi_subsets(rng):
         trainer = make_trainer(config, data)
         state = trainer.init(jnp.asarray(0), jnp.asarray(1e-3))
         assert int(state.train_mask.sum()) == 96  # train_fraction None: all of x trains
-        assert [t.shape for t in trainer.layer_activations(state.params)] == [(6, rows),
-                                                                              (10, rows)]
+        layers = trainer.layer_activations(state.params, trainer.device_data(data))
+        assert [t.shape for t in layers] == [(6, rows), (10, rows)]
     with pytest.raises(ibjax.ConfigError, match="mi_samples='test' needs"):
         make_trainer(ibjax.Config(mi_samples="test"), ibjax.load_var_u())
 
@@ -114,7 +115,7 @@ def test_wide_layers_count_distinct_rows_exactly(rng):
     t = base[rng.integers(0, 64, 512)]  # 512 rows, at most 64 distinct
     t[::7, 1000] += 0.5  # some duplicates differ only in one late column
     y = rng.integers(0, 2, 512)
-    got = ibjax.mutual_information(t, y, "binning")
+    got = ibjax.mi.mutual_information(t, y, "binning")
     np.testing.assert_allclose(got, numpy_binned_mi(t, y), atol=1e-5)
-    got = ibjax.mutual_information(t, y, "equal-mass", num_bins=8)
+    got = ibjax.mi.mutual_information(t, y, "equal-mass", num_bins=8)
     assert 0 < float(got[0]) <= np.log2(512) + 1e-5

@@ -13,10 +13,10 @@ from scipy.spatial.distance import cdist
 from scipy.special import logsumexp
 from scipy.stats import rankdata
 
-from ibjax import estimators
-from ibjax.config import ConfigError
 from ibjax.data import load_var_u
-from ibjax.estimators import ESTIMATORS, mutual_information
+from ibjax.mi import ESTIMATORS, MIError, Settings, mutual_information
+from ibjax.mi import _kde as kde
+from ibjax.mi._estimators import estimate_columns
 
 NAMES = list(ESTIMATORS)
 H_Y_VAR_U = 0.999157  # DESIGN.md section 3
@@ -111,7 +111,7 @@ def test_kde_far_apart_points_give_log2_n(bound):
     n = 257
     t = (np.arange(n, dtype=np.float32) * 10.0)[:, None]
     y = (np.arange(n) % 3).astype(np.int32)
-    ixt, ity = estimators.kde_mi(t, y, variance=1e-3, bound=bound)
+    ixt, ity = mutual_information(t, y, f"kde-{bound}", kde_variance=1e-3)
     p = np.bincount(y) / n
     assert float(ixt) == pytest.approx(np.log2(n), abs=KDE_TOL)
     assert float(ity) == pytest.approx(-(p * np.log2(p)).sum(), abs=KDE_TOL)
@@ -201,7 +201,7 @@ def test_matches_numpy_reference(name, kwargs):
 def test_kde_blocks_with_a_partial_last_block_match(monkeypatch):
     t, y = random_layer(13, n=1000, d=3, scale=0.5)
     want = numpy_kde(t, y, 1e-2, "upper")
-    monkeypatch.setattr(estimators, "KDE_BLOCK_ELEMENTS", 64 * 1000)  # 16 blocks of 64 rows
+    monkeypatch.setattr(kde, "KDE_BLOCK_ELEMENTS", 64 * 1000)  # 16 blocks of 64 rows
     got = mutual_information(t, y, "kde-upper", kde_variance=1e-2)
     np.testing.assert_allclose(got, want, atol=KDE_TOL)
 
@@ -256,11 +256,11 @@ def test_estimates_never_exceed_their_bounds(name, width, scale):
 def test_jit_and_vmap_over_seeds_match_one_at_a_time(name):
     layers = np.stack([random_layer(20 + s, n=256, d=3, scale=1.5)[0] for s in range(3)])
     y = random_layer(20, n=256)[1]
-    settings = estimators.Settings()
+    settings = Settings()
 
     @jax.jit
     def batched(t):  # [S, N, d]
-        return jax.vmap(lambda one: estimators.estimate_layer(one.T, y, 2, (name,), settings))(t)
+        return jax.vmap(lambda one: estimate_columns(one.T, y, 2, (name,), settings))(t)
 
     ixt, ity = batched(jnp.asarray(layers))
     for s in range(3):
@@ -284,7 +284,7 @@ def test_non_finite_activations_give_nan():
 ])
 def test_bad_arguments_are_named(kwargs, match):
     t, y = random_layer(31, n=32)
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(MIError, match=match):
         mutual_information(t, y, **kwargs)
 
 
@@ -301,9 +301,9 @@ def test_all_estimators_in_one_trained_relu_program_match_standalone_calls():
     trainer = make_trainer(config, data)
     state = trainer.init(jnp.asarray(0), jnp.asarray(4e-4))
     steps = Steps(jnp.asarray([0, 3], jnp.int32), jnp.asarray([True, True]))
-    state, measured = jax.jit(trainer.run_steps)(state, steps)
+    state, measured = jax.jit(trainer.run_steps)(state, trainer.device_data(data), steps)
     assert measured.ixt.shape == (2, len(NAMES), 3)
-    layers = trainer.layer_activations(state.params)
+    layers = trainer.layer_activations(state.params, trainer.device_data(data))
     assert float(jnp.max(layers[0])) > 1.0  # relu values beyond the tanh range
     for e, name in enumerate(NAMES):
         kwargs = {"bin_range": "layer", "kde_variance": 1e-2}
@@ -315,7 +315,7 @@ def test_all_estimators_in_one_trained_relu_program_match_standalone_calls():
 
 @pytest.mark.parametrize("name", ["binning", "binning-width", "equal-mass"])
 def test_wide_layers_take_the_looped_radix_sort_and_stay_exact(name):
-    from ibjax.entropy import WIDE_LAYER_COLUMNS
+    from ibjax.mi._entropy import WIDE_LAYER_COLUMNS
 
     rng = np.random.default_rng(40)
     base = np.tanh(rng.normal(size=(40, WIDE_LAYER_COLUMNS + 16))).astype(np.float32)

@@ -5,6 +5,7 @@ injected in-process (monkeypatch) or in a subprocess (signals)."""
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,9 +51,12 @@ def test_checkpoint_outlives_a_failed_results_write(tmp_path, monkeypatch, capsy
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(results, "save", disk_full)
-    assert main(["run", *FLAGS, "--out", str(out), "--checkpoint-every", "0", "--no-plots"]) == 1
+    # The default --checkpoint-every (30 s) is longer than this run: the run's end is saved
+    # anyway, before the results are written.
+    assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 1
     err = capsys.readouterr().err
-    assert "No space left on device" in err and f"ibjax run --resume {out}" in err
+    assert "No space left on device" in err and "the last checkpoint is kept" in err
+    assert f"ibjax run --resume {out}" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert (out / "checkpoint.npz").exists() and not (out / "results.nc").exists()
     monkeypatch.undo()
@@ -241,16 +245,26 @@ def test_a_peer_that_never_starts_ends_in_bounded_time(tmp_path):
         f"ibjax run: error: --distributed: the processes did not all join at 127.0.0.1:{port} "
         f"within 3 s (--distributed-timeout); check that every process was started with the "
         f"same --coordinator and --num-processes and its own --process-id"]
+    # Ctrl-C reaches a process waiting for its peers (JAX waits inside C++).
+    command[-1] = "120"
+    waiting = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(4)
+    start = time.time()
+    waiting.send_signal(signal.SIGINT)
+    _, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 130 and time.time() - start < 10, err
+    assert "interrupted while waiting for the other processes" in err
 
 
 def test_run_folder_record_round_trip(tmp_path):
     folder = RunFolder(tmp_path)
     folder.write_record(CONFIG, [3, 4, 5], "ab" * 32, ["run"])
     record = folder.read_record()
-    assert record["config"] == CONFIG and record["seeds"] == [3, 4, 5]
+    assert record["config"] == CONFIG and list(record["seeds"]) == [3, 4, 5]
     folder.write_record(CONFIG, [0, 7], "ab" * 32, ["run"])
     assert folder.read_record()["seeds"] == [0, 7]
-    assert folder.has_unfinished_run() and not folder.is_finished()
+    assert folder.state() == "started"
 
 
 def test_sizes_are_checked_before_memory_is_touched(monkeypatch):
@@ -275,3 +289,97 @@ def test_sizes_are_checked_before_memory_is_touched(monkeypatch):
                         lambda *a, **k: pytest.fail("compiled a network that cannot fit"))
     with pytest.raises(ibjax.ConfigError, match="one network needs about 4.9 GB on a device"):
         ibjax.run(Config(num_seeds=1, hidden=(100_000,), num_epochs=2))
+
+
+def test_ctrl_c_after_the_last_segment_keeps_the_run(tmp_path, monkeypatch, capsys, whole):
+    """Ctrl-C while the results are assembled or written (no checkpoint was due): the
+    complete run is in the checkpoint, the message says so, and --resume finishes at once."""
+    out = tmp_path / "o"
+
+    def interrupted(dataset, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results, "save", interrupted)
+    assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 130
+    err = capsys.readouterr().err
+    assert f"finished segments are saved in {out / 'checkpoint.npz'}" in err
+    monkeypatch.undo()
+    assert main(["run", "--resume", str(out), "--quiet", "--no-plots"]) == 0
+    same_results(out / "results.nc", whole)
+
+
+def test_ctrl_c_while_drawing_keeps_the_results(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "o"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plotting, "plot_results", interrupted)
+    assert main(["run", *FLAGS, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted while drawing the figures; the results are saved in" in err
+    assert ibjax.load(out / "results.nc").sizes["seed"] == 2
+
+
+def test_folder_states_are_never_misread(tmp_path, monkeypatch, capsys):
+    """A damaged record, a results file of another run, a run that failed to start, and
+    temporaries of killed figure writes."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "run.json").write_text("[]")
+    (out / ".gradients.png.x1.tmp").write_bytes(b"")
+    assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 2
+    assert "damaged run record" in capsys.readouterr().err
+    assert main(["run", *FLAGS, "--out", str(out), "--no-plots", "--overwrite"]) == 0
+    assert not (out / ".gradients.png.x1.tmp").exists()
+    # A results file that is not the recorded run's (here: another seed count) is a finished
+    # run for a new command, and not something to resume.
+    other = ibjax.run(CONFIG.replace(num_seeds=1, seed=7))
+    ibjax.save(other, out / "results.nc")
+    assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 2
+    assert "holds a finished run" in capsys.readouterr().err
+    assert main(["run", "--resume", str(out)]) == 2
+    assert "holds another run than" in capsys.readouterr().err
+    # A run that fails before saving anything leaves no record behind.
+    fresh = tmp_path / "fresh"
+
+    def refused(*args, **kwargs):
+        raise ibjax.ConfigError("refused after compiling")
+
+    monkeypatch.setattr(runner, "run", refused)
+    assert main(["run", *FLAGS, "--out", str(fresh), "--no-plots"]) == 2
+    assert not (fresh / "run.json").exists()
+
+
+def test_a_huge_seed_range_in_a_record_is_refused_not_allocated(tmp_path, capsys):
+    import json
+
+    from ibjax.data import digest
+
+    folder = RunFolder(tmp_path)
+    folder.write_record(CONFIG, [0, 1], digest(ibjax.load_var_u()), ["run"])
+    record = json.loads(folder.record.read_text())
+    record["seeds"] = {"start": 0, "stop": 10**12}
+    folder.record.write_text(json.dumps(record))
+    assert main(["run", "--resume", str(tmp_path)]) == 2
+    assert "host memory" in capsys.readouterr().err
+
+
+def test_the_default_folder_in_use_is_not_moved(tmp_path, monkeypatch, capsys):
+    latest = tmp_path / "ibjax_runs" / "latest"
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *FLAGS, "--no-plots"]) == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom ibjax.rundir import RunFolder\n"
+         "with RunFolder(sys.argv[1]).lock():\n    print('locked', flush=True)\n"
+         "    time.sleep(300)\n", str(latest)],
+        env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(["run", *FLAGS, "--no-plots"]) == 2
+        assert "in use by another ibjax run" in capsys.readouterr().err
+        assert [p.name for p in (tmp_path / "ibjax_runs").iterdir()] == ["latest"]
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()

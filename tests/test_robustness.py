@@ -25,9 +25,10 @@ def test_a_diverged_seed_is_flagged_and_does_not_touch_the_others():
     state = jax.vmap(trainer.init)(jnp.arange(3), jnp.full(3, 4e-4))
     poisoned = state._replace(params=jax.tree.map(lambda p: p.at[1].set(jnp.nan), state.params))
     steps = Steps(jnp.asarray([0, 2, 2], jnp.int32), jnp.ones(3, bool))
-    run_steps = jax.jit(jax.vmap(trainer.run_steps, in_axes=(0, None)))
-    clean_end, clean = run_steps(state, steps)
-    end, measured = run_steps(poisoned, steps)
+    data = trainer.device_data(load_var_u())
+    run_steps = jax.jit(jax.vmap(trainer.run_steps, in_axes=(0, None, None)))
+    clean_end, clean = run_steps(state, data, steps)
+    end, measured = run_steps(poisoned, data, steps)
     np.testing.assert_array_equal(np.asarray(end.diverged_at), [-1, 1, -1])
     for name, values in measured._asdict().items():
         values = np.asarray(values)

@@ -54,7 +54,8 @@ def test_first_epoch_matches_an_independent_training_loop():
     trainer = make_trainer(cfg, data)
     state = trainer.init(jnp.int32(0), jnp.float32(cfg.learning_rate))
     end, measured = jax.jit(trainer.run_steps)(
-        state, Steps(jnp.asarray([0, 1], jnp.int32), jnp.asarray([True, True])))
+        state, trainer.device_data(data),
+        Steps(jnp.asarray([0, 1], jnp.int32), jnp.asarray([True, True])))
 
     # Independent: plain Python loop over 4 batches (1000, 1000, 1000, 277 rows), numpy stats.
     model = MLP(hidden=(4, 3), num_classes=2)
@@ -88,7 +89,7 @@ def test_first_epoch_matches_an_independent_training_loop():
     train_loss = optax.softmax_cross_entropy_with_integer_labels(logits.T[:3277], data.y[:3277])
     assert float(measured.train_loss[1]) == pytest.approx(float(train_loss.mean()), rel=1e-5)
     assert int(end.train_mask.sum()) == 3277 and bool(end.train_mask[:3277].all())
-    ixt, ity = ibjax.binned_mi(layers[-1].T, data.y)
+    ixt, ity = ibjax.mi.binned_mi(layers[-1].T, data.y)
     assert float(measured.ixt[1, 0, -1]) == pytest.approx(float(ixt), abs=0.02)
     assert float(measured.ity[1, 0, -1]) == pytest.approx(float(ity), abs=0.02)
 
@@ -118,7 +119,8 @@ def test_products_train_like_matrix_products(product):
         assert trainer.layer_products == (name,) * 3
         seeds = jnp.arange(3, dtype=jnp.int32)
         state = jax.jit(jax.vmap(trainer.init))(seeds, jnp.full(3, 4e-4))
-        outputs[name] = jax.jit(jax.vmap(trainer.run_steps, in_axes=(0, None)))(state, steps)
+        outputs[name] = jax.jit(jax.vmap(trainer.run_steps, in_axes=(0, None, None)))(
+            state, trainer.device_data(data), steps)
     (m_state, m), (b_state, b) = outputs["matmul"], outputs[product]
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6),
                  m_state.params, b_state.params)
@@ -154,12 +156,13 @@ def test_seed_gives_same_trajectory_alone_or_among_many():
     cfg = Config(hidden=(6, 4), num_epochs=20)
     trainer = make_trainer(cfg, data)
     init = jax.jit(jax.vmap(trainer.init))
-    segment = jax.jit(jax.vmap(trainer.run_steps, in_axes=(0, None)))
+    segment = jax.jit(jax.vmap(trainer.run_steps, in_axes=(0, None, None)))
     steps = Steps(jnp.asarray([0, 5, 5, 10], jnp.int32), jnp.ones(4, bool))
+    device_data = trainer.device_data(data)
 
     def trajectory(seeds):
         seeds = jnp.asarray(seeds, jnp.int32)
-        return segment(init(seeds, jnp.full(seeds.shape, 4e-4)), steps)
+        return segment(init(seeds, jnp.full(seeds.shape, 4e-4)), device_data, steps)
 
     alone_state, alone = trajectory([7])
     many_state, many = trajectory(list(range(100)))

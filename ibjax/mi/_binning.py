@@ -1,0 +1,117 @@
+"""Activations to bin indices: the paper's fixed-range bins, a layer's own range, fixed-width
+bins and equal-mass bins.
+
+Shwartz-Ziv & Tishby (2017), https://arxiv.org/abs/1703.00810, section 3.
+
+Fixed-range convention (the authors' code, with its out-of-range bug fixed): the edges are
+``linspace(lo, hi, num_bins)`` computed in float64 and rounded to the activations' dtype;
+a value's bin is the index of the left edge of its interval, i.e. ``(number of edges <= t) - 1``;
+values >= ``hi`` take bin ``num_bins - 1`` and values < ``lo`` take bin 0 (the reference code
+wrapped them to ``hi``). A layer's state is its row of bin indices.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ibjax.mi._entropy import dense_rank
+
+
+def bin_edges(num_bins: int, value_range: tuple[float, float], dtype=np.float32) -> np.ndarray:
+    """``linspace(lo, hi, num_bins)`` in float64, rounded to ``dtype``. Shape ``[num_bins]``."""
+    lo, hi = value_range
+    return np.linspace(lo, hi, num_bins).astype(dtype)
+
+
+# Up to this many edges, a value's bin is counted with one comparison per edge (vectorised,
+# fused); beyond it, guessed arithmetically and corrected with two edge lookups (gathers,
+# several times slower per value on a CPU).
+COMPARE_ALL_EDGES_UP_TO = 64
+
+
+def count_edges_at_or_below(t: jax.Array, edges) -> jax.Array:
+    """``#{k : edges[k] <= t}`` elementwise, int32 (NaN counts 0). ``edges``: a short sequence
+    of scalars (constants or traced)."""
+    count = jnp.zeros(t.shape, jnp.int32)
+    for edge in edges:
+        count = count + (t >= edge).astype(jnp.int32)
+    return count
+
+
+def bin_indices(t: jax.Array, num_bins: int, value_range: tuple[float, float]) -> jax.Array:
+    """Bin index of every value: ``clip(#{edges <= t} - 1, 0, num_bins - 1)``.
+
+    Exact for values on an edge. Up to :data:`COMPARE_ALL_EDGES_UP_TO` edges the count is done
+    by comparison with every edge; for more, it is computed arithmetically and corrected
+    against the exact edges.
+
+    Args:
+      t: ``[...]`` float activations.
+      num_bins: number of edges.
+      value_range: ``(lo, hi)``.
+
+    Returns:
+      int32 array of ``t``'s shape, values in ``[0, num_bins - 1]``. NaN maps to 0.
+    """
+    lo, hi = value_range
+    edges = bin_edges(num_bins, value_range, np.dtype(t.dtype))
+    if num_bins <= COMPARE_ALL_EDGES_UP_TO:
+        # The first edge only decides between bin 0 and "below the range", also bin 0.
+        return jnp.minimum(count_edges_at_or_below(t, edges[1:]), num_bins - 1)
+    # edges_ext[i + 1] is the right edge of bin i; +inf beyond the last edge.
+    edges_ext = jnp.asarray(np.append(edges, np.inf).astype(edges.dtype))
+    scale = (num_bins - 1) / (hi - lo)
+    guess = jnp.floor((t - lo) * scale)
+    guess = jnp.clip(jnp.nan_to_num(guess, nan=0.0), 0, num_bins - 1).astype(jnp.int32)
+    guess = guess - (t < edges_ext[guess]).astype(jnp.int32)
+    guess = jnp.maximum(guess, 0)
+    guess = guess + (t >= edges_ext[guess + 1]).astype(jnp.int32)
+    return jnp.clip(guess, 0, num_bins - 1)
+
+
+def layer_range_bins(t_columns: jax.Array, num_bins: int) -> jax.Array:
+    """Bin indices with ``num_bins`` edges spread over the layer's own ``[min, max]``.
+
+    Edges ``e_k = min + (max - min) * k / (num_bins - 1)`` (float32, in-graph); a value's bin
+    is ``#{e_k <= t} - 1``, so the layer's maximum has bin ``num_bins - 1`` -- the fixed-range
+    rule of :func:`bin_indices` with ``(lo, hi) = (min, max)``. A constant layer has one bin.
+    ``[d, N]`` float -> ``[d, N]`` int32.
+    """
+    lo, hi = jnp.min(t_columns), jnp.max(t_columns)
+    edges = lo + (hi - lo) * (jnp.arange(num_bins, dtype=t_columns.dtype) / (num_bins - 1))
+    if num_bins <= COMPARE_ALL_EDGES_UP_TO:
+        count = count_edges_at_or_below(t_columns, [edges[k] for k in range(1, num_bins)])
+        return jnp.minimum(count, num_bins - 1)
+    index = jnp.searchsorted(edges, t_columns.reshape(-1), side="right") - 1
+    return jnp.clip(index, 0, num_bins - 1).reshape(t_columns.shape).astype(jnp.int32)
+
+
+def width_bins(t_columns: jax.Array, width: float) -> jax.Array:
+    """``floor(t / width)`` as int32, saturating at +-2**30 (far outside any sane layer)."""
+    scaled = jnp.clip(jnp.floor(t_columns / width), -(2.0**30), 2.0**30)
+    return jnp.nan_to_num(scaled).astype(jnp.int32)
+
+
+def dense_width_bins(t_columns: jax.Array, width: float) -> jax.Array:
+    """:func:`width_bins` with each neuron's bin numbers replaced by their dense rank (an
+    exact relabelling into ``[0, N)``, so rows pack into the exact counting whatever the
+    range). ``[d, N]`` float -> ``[d, N]`` int32."""
+    return jax.vmap(dense_rank)(width_bins(t_columns, width))
+
+
+def equal_mass_bins(t_columns: jax.Array, num_bins: int) -> jax.Array:
+    """Per neuron: ``floor(rank * num_bins / N)`` with rank = number of smaller values.
+
+    Equal values share a bin, so with N distinct values each bin holds N / num_bins samples
+    (up to rounding); a strictly increasing map of a neuron leaves its bins unchanged.
+    ``[d, N]`` float -> ``[d, N]`` int32 in ``[0, num_bins)``.
+    """
+    num_samples = t_columns.shape[1]
+
+    def one_neuron(column):
+        rank = jnp.searchsorted(jnp.sort(column), column, side="left")
+        return (rank.astype(jnp.int32) * num_bins) // num_samples
+
+    return jax.vmap(one_neuron)(t_columns)

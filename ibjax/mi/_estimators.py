@@ -1,0 +1,276 @@
+"""Mutual-information estimators, registered by name, and the entry points that run them.
+
+Every estimator sees one layer's activations for the N inputs, features-major ``t[d, N]``, and
+the ``[N]`` integer labels, and returns ``(I(X;T), I(T;Y))`` in bits, with X uniform over the
+N rows. All are pure, shape-static and safe under ``jax.jit`` and ``jax.vmap``.
+
+==================  ============================================================================
+name                what it does
+==================  ============================================================================
+``binning``         The paper's: ``num_bins`` edges on a fixed ``(lo, hi)`` or, with
+                    ``bin_range="layer"``, on the layer's own ``[min, max]`` at that snapshot.
+``binning-width``   Bins of fixed width: ``floor(t / bin_width)``, unbounded (Saxe et al. 2018).
+``equal-mass``      Per neuron, ``num_bins`` bins holding equal numbers of samples
+                    (Chelombiev et al. 2019).
+``kde-upper``       Kolchinsky & Tracey (2017) pairwise-KL upper bound for T + N(0, s2 I).
+``kde-lower``       The Bhattacharyya lower bound of the same mixture.
+==================  ============================================================================
+
+For the discrete estimators a layer's state is its row of bin indices and I(X;T) = H(T),
+I(T;Y) = H(T) + H(Y) - H(T,Y), counted exactly (:mod:`ibjax.mi._entropy`); the KDE formulas
+are in :mod:`ibjax.mi._kde`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ibjax.mi._binning import (
+    bin_indices,
+    dense_width_bins,
+    equal_mass_bins,
+    layer_range_bins,
+)
+from ibjax.mi._entropy import mutual_informations
+from ibjax.mi._errors import MIError, check_int, check_positive_float, check_range
+from ibjax.mi._kde import kde_bounds
+
+MAX_BINS = 2**20
+"""Most bins (edges) per neuron: more than rows anyone measures on (and the edges are a
+table of this length)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Estimator parameters.
+
+    Attributes:
+      num_bins: bin edges for ``binning`` (the paper's 30); bins per neuron for ``equal-mass``.
+      bin_range: ``(lo, hi)`` of the ``binning`` edges, or ``"layer"`` for the layer's own
+        ``[min, max]`` at each snapshot (needed for ReLU and linear layers).
+      bin_width: width of the ``binning-width`` bins, in activation units.
+      kde_variance: variance s2 of the Gaussian noise added for the KDE bounds.
+    """
+
+    num_bins: int = 30
+    bin_range: tuple[float, float] | str = (-1.0, 1.0)
+    bin_width: float = 0.07
+    kde_variance: float = 1e-3
+
+    def checked(self) -> Settings:
+        """These settings, validated, with ``bin_range`` as floats.
+
+        Raises:
+          MIError: naming the setting and what is allowed.
+        """
+        check_int("num_bins", self.num_bins, minimum=2, maximum=MAX_BINS)
+        if isinstance(self.bin_range, str):
+            if self.bin_range != "layer":
+                raise MIError(f"bin_range must be 'layer' or a pair (lo, hi); got "
+                              f"{self.bin_range!r}")
+            bin_range = self.bin_range
+        else:
+            bin_range = check_range("bin_range", self.bin_range)
+        check_positive_float("bin_width", self.bin_width)
+        check_positive_float("kde_variance", self.kde_variance)
+        return dataclasses.replace(self, num_bins=int(self.num_bins), bin_range=bin_range,
+                                   bin_width=float(self.bin_width),
+                                   kde_variance=float(self.kde_variance))
+
+
+# --------------------------------------------------------------------------- the estimators
+
+
+def _binning(t_columns, y, num_classes, settings: Settings):
+    """The paper's binning (Shwartz-Ziv & Tishby 2017, arXiv:1703.00810, section 3), bits."""
+    if isinstance(settings.bin_range, str):  # "layer"
+        digits = layer_range_bins(t_columns, settings.num_bins)
+    else:
+        digits = bin_indices(t_columns, settings.num_bins, settings.bin_range)
+    return mutual_informations(digits, settings.num_bins, y, num_classes)
+
+
+def _binning_width(t_columns, y, num_classes, settings: Settings):
+    """Bins of fixed width ``floor(t / bin_width)`` on an unbounded range, bits.
+
+    Saxe et al. (2018), "On the information bottleneck theory of deep learning", ICLR: width
+    0.07 for the paper task, 0.5 on MNIST.
+    """
+    digits = dense_width_bins(t_columns, settings.bin_width)
+    return mutual_informations(digits, y.shape[0], y, num_classes)
+
+
+def _equal_mass(t_columns, y, num_classes, settings: Settings):
+    """Adaptive equal-mass binning per neuron, ``num_bins`` bins each, bits.
+
+    Chelombiev, Houghton & O'Donnell (2019), "Adaptive estimators show information compression
+    in deep neural networks", ICLR.
+    """
+    digits = equal_mass_bins(t_columns, settings.num_bins)
+    return mutual_informations(digits, settings.num_bins, y, num_classes)
+
+
+def _kde_upper(t_columns, y, num_classes, settings: Settings):
+    """KDE pairwise-KL upper bound (Kolchinsky & Tracey 2017), bits."""
+    return kde_bounds(t_columns, y, settings.kde_variance)[0]
+
+
+def _kde_lower(t_columns, y, num_classes, settings: Settings):
+    """KDE Bhattacharyya lower bound (Kolchinsky & Tracey 2017), bits."""
+    return kde_bounds(t_columns, y, settings.kde_variance)[1]
+
+
+class Estimator(NamedTuple):
+    """A registered estimator.
+
+    Attributes:
+      name: registry key.
+      columns_fn: ``fn(t[d, N], y[N], num_classes | None, Settings) -> (ixt, ity)`` in bits.
+      description: one line for help texts.
+    """
+
+    name: str
+    columns_fn: Callable
+    description: str
+
+
+ESTIMATORS: dict[str, Estimator] = {e.name: e for e in (
+    Estimator("binning", _binning,
+              "the paper's: num_bins edges on bin_range (fixed, or 'layer')"),
+    Estimator("binning-width", _binning_width, "bins of width bin_width, unbounded range"),
+    Estimator("equal-mass", _equal_mass, "per neuron, num_bins bins of equal sample counts"),
+    Estimator("kde-upper", _kde_upper, "KDE pairwise-KL upper bound, noise kde_variance"),
+    Estimator("kde-lower", _kde_lower, "KDE Bhattacharyya lower bound, noise kde_variance"),
+)}
+"""The estimators by name (see the module docstring)."""
+
+
+def check_estimator_names(names: Any) -> tuple[str, ...]:
+    """A non-empty sequence of distinct registered names, as a tuple; else :class:`MIError`."""
+    allowed = ", ".join(ESTIMATORS)
+    if isinstance(names, str) or not isinstance(names, (tuple, list)) or not names:
+        raise MIError(f"estimators must be a non-empty list of names from {allowed}; got "
+                      f"{names!r}")
+    for name in names:
+        if name not in ESTIMATORS:
+            raise MIError(f"estimators: unknown estimator {name!r}; allowed: {allowed}")
+    if len(set(names)) != len(names):
+        raise MIError(f"estimators must not repeat a name, got {list(names)}")
+    return tuple(names)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def estimate_columns(t_columns: jax.Array, y: jax.Array, num_classes: int | None,
+                     names: Sequence[str], settings: Settings) -> tuple[jax.Array, jax.Array]:
+    """Every estimator in ``names`` on one features-major layer ``t[d, N]``, no checks; the
+    KDE bounds share one kernel pass. (The trainer's path; use :func:`estimate`.)
+
+    Returns:
+      ``(ixt, ity)``, each ``[len(names)]`` float32, bits, in the order of ``names``.
+    """
+    results, kde = [], None
+    for name in names:
+        if name in ("kde-upper", "kde-lower"):
+            if kde is None:
+                kde = kde_bounds(t_columns, y, settings.kde_variance)
+            results.append(kde[0] if name == "kde-upper" else kde[1])
+        else:
+            results.append(ESTIMATORS[name].columns_fn(t_columns, y, num_classes, settings))
+    return (jnp.stack([jnp.asarray(r[0], jnp.float32) for r in results]),
+            jnp.stack([jnp.asarray(r[1], jnp.float32) for r in results]))
+
+
+def estimate(layers: Sequence[jax.Array], y: jax.Array,
+             estimators: Sequence[str] = ("binning",), *, num_bins: int = 30,
+             bin_range: tuple[float, float] | str = (-1.0, 1.0), bin_width: float = 0.07,
+             kde_variance: float = 1e-3,
+             num_classes: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """I(X;T) and I(T;Y) in bits of every layer by every estimator, X uniform over the rows.
+
+    Pure and shape-static: call it inside your own ``jax.jit``, ``lax.scan`` and ``jax.vmap``
+    (for example over a leading seed axis of every layer). Bad arguments raise
+    :class:`MIError`, naming the argument, before anything is traced.
+
+    Args:
+      layers: a sequence of L arrays ``[N, d_l]`` (any widths; more axes, e.g.
+        ``[N, H, W, C]``, are flattened per row): row i of every layer belongs to input i.
+      y: ``[N]`` integer labels, any number of classes.
+      estimators: names from :data:`ESTIMATORS`; the two KDE bounds share one kernel pass.
+      num_bins: bin edges of ``binning`` (30), bins per neuron of ``equal-mass``.
+      bin_range: ``(lo, hi)`` of the ``binning`` edges, or ``"layer"`` for each layer's own
+        ``[min, max]``.
+      bin_width: width of the ``binning-width`` bins.
+      kde_variance: noise variance s2 of the KDE bounds.
+      num_classes: optional: labels then lie in ``[0, num_classes)`` (faster for the discrete
+        estimators); by default any integers (ranked in-graph).
+
+    Returns:
+      ``(ixt, ity)``, each ``[len(estimators), L]`` float32, bits. A layer holding a NaN or
+      inf gives NaN for that layer only.
+    """
+    names = check_estimator_names(estimators)
+    settings = Settings(num_bins, bin_range, bin_width, kde_variance).checked()
+    if isinstance(layers, (jax.Array, np.ndarray)) or not isinstance(layers, Sequence) or (
+            not layers):
+        raise MIError("layers must be a non-empty sequence (list or tuple) of [N, d] arrays, "
+                      f"one per layer; got {type(layers).__name__}")
+    columns, labels = [], None
+    for index, layer in enumerate(layers):
+        t, labels = _check_layer(f"layers[{index}]", layer, y, num_classes)
+        columns.append(t.reshape(t.shape[0], -1).T)
+    ixt, ity = [], []
+    for t_columns in columns:
+        layer_ixt, layer_ity = estimate_columns(t_columns, labels, num_classes, names, settings)
+        finite = jnp.all(jnp.isfinite(t_columns))
+        ixt.append(jnp.where(finite, layer_ixt, jnp.nan))
+        ity.append(jnp.where(finite, layer_ity, jnp.nan))
+    return jnp.stack(ixt, axis=1), jnp.stack(ity, axis=1)
+
+
+def mutual_information(t: jax.Array, y: jax.Array, estimator: str = "binning", *,
+                       num_classes: int | None = None, num_bins: int = 30,
+                       bin_range: tuple[float, float] | str = (-1.0, 1.0),
+                       bin_width: float = 0.07,
+                       kde_variance: float = 1e-3) -> tuple[jax.Array, jax.Array]:
+    """:func:`estimate` of one layer ``t[N, d]`` by one estimator: float32 scalars, bits."""
+    _check_layer("t", t, y, num_classes)
+    ixt, ity = estimate([t], y, (estimator,), num_bins=num_bins, bin_range=bin_range,
+                        bin_width=bin_width, kde_variance=kde_variance, num_classes=num_classes)
+    return ixt[0, 0], ity[0, 0]
+
+
+def binned_mi(t: jax.Array, y: jax.Array, num_bins: int = 30,
+              value_range: tuple[float, float] = (-1.0, 1.0),
+              num_classes: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """The paper's binning of one layer ``t[N, d]``: :func:`mutual_information` with
+    ``estimator="binning"`` and ``bin_range=value_range``. Float32 scalars, bits."""
+    return mutual_information(t, y, "binning", num_classes=num_classes, num_bins=num_bins,
+                              bin_range=check_range("value_range", value_range))
+
+
+def _check_layer(name: str, t: Any, y: Any, num_classes: Any) -> tuple[jax.Array, jax.Array]:
+    """One layer ``[N, ...]``, labels ``[N]`` and ``num_classes`` checked; returns the layer as
+    float and the labels as int32. Raises :class:`MIError` naming the argument."""
+    t = jnp.asarray(t)
+    y = jnp.asarray(y)
+    if t.ndim < 2:
+        raise MIError(f"{name} must have shape [N, d] (one row per input), got {t.shape}")
+    if t.shape[0] == 0:
+        raise MIError(f"{name} must have at least one row (one per input), got shape {t.shape}")
+    if y.ndim != 1 or y.shape[0] != t.shape[0]:
+        raise MIError(f"y must have shape [N] matching {name}'s N={t.shape[0]}, got {y.shape}")
+    if not jnp.issubdtype(y.dtype, jnp.integer):
+        raise MIError(f"y must hold integer labels, got dtype {y.dtype}")
+    if not jnp.issubdtype(t.dtype, jnp.floating):
+        t = t.astype(jnp.float32)
+    if num_classes is not None:
+        check_int("num_classes", num_classes, minimum=1)
+    return t, y.astype(jnp.int32)

@@ -1,0 +1,107 @@
+"""Any model: the built-in CNN on images, a user's flax module through ibjax.run(model=...),
+and data as arguments of the compiled program (data sets of the same shapes share it)."""
+
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+
+import ibjax
+from ibjax import runner
+from ibjax.model import CNN
+
+
+def test_estimator_core_imports_only_jax_and_numpy():
+    code = ("import sys, ibjax.mi\n"
+            "heavy = [m for m in ('flax', 'optax', 'xarray', 'matplotlib', 'scipy.io')\n"
+            "         if m in sys.modules]\n"
+            "print(heavy)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "[]"
+
+
+def test_cnn_learns_the_digits_and_measures_its_four_layers():
+    config = ibjax.Config(model="cnn", dataset="digits", num_seeds=2, num_epochs=40,
+                          snapshots=(0, 10, 40), batch_size=128, learning_rate=3e-3,
+                          estimators=("binning", "equal-mass"))
+    results = ibjax.run(config)
+    assert list(results.layer_name.values) == ["conv 1", "conv 2", "dense", "softmax output"]
+    assert results.layer_width.values.tolist() == [4 * 4 * 8, 2 * 2 * 16, 32, 10]
+    accuracy = results.test_accuracy.values
+    assert (accuracy[:, 0] < 0.3).all() and np.median(accuracy[:, -1]) >= 0.85, accuracy
+    assert np.isfinite(results.grad_mean.values[:, 1:]).all()  # each layer's own kernel
+    assert (results.ixt.values <= np.log2(1797) + 1e-5).all()
+    h_y = -sum(p * np.log2(p) for p in np.bincount(ibjax.load_digits().y) / 1797)
+    assert (results.ity.values[:, -1, :, -1] > 0.8 * h_y).all()  # the softmax learned labels
+
+
+def test_cnn_needs_images():
+    with pytest.raises(ibjax.ConfigError, match="model='cnn' needs images"):
+        ibjax.run(ibjax.Config(model="cnn", num_epochs=2))
+    with pytest.raises(ibjax.ConfigError, match="hidden for model='cnn'"):
+        ibjax.Config(model="cnn", hidden=(4, 3)).validate()
+
+
+class TwoLayer(nn.Module):
+    """A user's model: returns (logits, layers), samples-major."""
+
+    width: int = 6
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.tanh(nn.Dense(self.width)(x.reshape(x.shape[0], -1)))
+        logits = nn.Dense(10)(h)
+        return logits, [h, jax.nn.softmax(logits)]
+
+
+class Unmatched(nn.Module):
+    """Three parameter groups, two layers: the weights of each layer are ambiguous."""
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.tanh(nn.Dense(5)(nn.Dense(7)(x.reshape(x.shape[0], -1))))
+        logits = nn.Dense(10)(h)
+        return logits, [h, logits]
+
+
+def test_a_users_flax_module_trains_and_is_measured():
+    config = ibjax.Config(dataset="digits", num_seeds=2, num_epochs=4, snapshots=(0, 4),
+                          batch_size=256, estimators=("binning-width",))
+    results = ibjax.run(config, model=TwoLayer())
+    assert ibjax.config_of(results).model == "own:TwoLayer"
+    assert list(results.layer_name.values) == ["layer 1", "layer 2"]
+    assert results.layer_width.values.tolist() == [6, 10]
+    assert np.isfinite(results.grad_mean.values[:, 1:]).all()
+    with pytest.raises(ibjax.ConfigError, match="cannot tell which weights belong"):
+        ibjax.run(config, model=Unmatched())
+    with pytest.raises(ibjax.ConfigError, match="flax.linen Module"):
+        ibjax.run(config, model=lambda x: x)
+
+
+def test_data_of_the_same_shapes_share_one_compiled_program():
+    rng = np.random.default_rng(0)
+    config = ibjax.Config(num_seeds=2, hidden=(4,), num_epochs=3, snapshots=(0, 3),
+                          batch_size=50)
+    first = ibjax.make_dataset(rng.normal(size=(120, 6)), np.arange(120) % 3, name="first")
+    second = ibjax.make_dataset(rng.normal(size=(120, 6)) * 2, (np.arange(120) // 7) % 3,
+                                name="second")
+    runner._compiled_program.cache_clear()
+    traces = runner.TRACE_COUNT["segment"]
+    a = ibjax.run(config, data=first)
+    b = ibjax.run(config, data=second)
+    assert runner.TRACE_COUNT["segment"] == traces + 1  # traced and compiled once
+    assert runner._compiled_program.cache_info().misses == 1
+    assert b.attrs["compile_s"] == 0.0 < a.attrs["compile_s"]
+    assert not np.allclose(a.ixt.values, b.ixt.values)  # the second data set was used
+    assert ibjax.config_of(b).dataset == "arrays:second"
+
+
+def test_cnn_module_is_public_and_samples_major():
+    params = CNN(num_classes=3).init(jax.random.key(0), np.zeros((2, 8, 8, 1), np.float32))
+    logits, layers = CNN(num_classes=3).apply(params, np.zeros((2, 8, 8, 1), np.float32))
+    assert logits.shape == (2, 3) and [t.shape for t in layers] == [
+        (2, 4, 4, 8), (2, 2, 2, 16), (2, 32), (2, 3)]
