@@ -21,7 +21,7 @@ def test_var_u_contents():
 
 
 def test_label_rule_by_number_of_ones():
-    # ../shared/data/README.md: p(y=1 | k ones) is 0 for k <= 4 and 1 for k >= 8.
+    # The paper's labels: p(y=1 | k ones) is 0 for k <= 4 and 1 for k >= 8.
     data = load_var_u()
     ones = data.x.sum(axis=1)
     assert data.y[ones <= 4].max() == 0

@@ -280,7 +280,7 @@ def test_non_finite_activations_give_nan():
     ({"bin_width": 0.0}, "bin_width must be a positive"),
     ({"kde_variance": -1.0}, "kde_variance must be a positive"),
     ({"bin_range": "auto"}, "bin_range must be 'layer' or a pair"),
-    ({"num_bins": 1}, "num_bins must be an integer >= 2"),
+    ({"num_bins": 1}, r"num_bins must be an integer in \[2, 1048576\]"),
 ])
 def test_bad_arguments_are_named(kwargs, match):
     t, y = random_layer(31, n=32)

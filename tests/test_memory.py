@@ -19,9 +19,14 @@ def test_chunk_size_rule():
 def test_xla_reports_memory_linear_in_networks():
     import jax
 
+    from ibjax.train import data_spec
+
     devices = tuple(jax.local_devices())
-    small = program_bytes(_compiled_program(CONFIG.replace(num_seeds=1), 4, devices).segment)
-    large = program_bytes(_compiled_program(CONFIG.replace(num_seeds=1), 16, devices).segment)
+    spec = data_spec(ibjax.load_var_u())
+    small = program_bytes(_compiled_program(CONFIG.replace(num_seeds=1), spec, 4,
+                                            devices).segment)
+    large = program_bytes(_compiled_program(CONFIG.replace(num_seeds=1), spec, 16,
+                                            devices).segment)
     assert small and large and 3.0 < large / small < 6.0  # roughly linear
     assert device_budget_bytes(devices) > 0
 

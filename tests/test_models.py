@@ -105,3 +105,32 @@ def test_cnn_module_is_public_and_samples_major():
     logits, layers = CNN(num_classes=3).apply(params, np.zeros((2, 8, 8, 1), np.float32))
     assert logits.shape == (2, 3) and [t.shape for t in layers] == [
         (2, 4, 4, 8), (2, 2, 2, 16), (2, 32), (2, 3)]
+
+
+def test_resuming_on_other_arrays_is_refused(tmp_path):
+    """Arrays passed from Python are fingerprinted in the checkpoint: a resume with other
+    arrays of the same shapes (which would share the compiled program) is refused."""
+    from ibjax.checkpoint import CheckpointError
+    from ibjax.runner import RunInterrupted
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(120, 6)), np.arange(120) % 3
+    config = ibjax.Config(num_seeds=2, hidden=(4,), num_epochs=40, snapshots="every:1",
+                          batch_size=50)
+    calls = []
+
+    def stop_after_two(progress):
+        calls.append(progress)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "checkpoint.npz"
+    with pytest.raises(RunInterrupted):
+        ibjax.run(config, data=ibjax.make_dataset(x, y, name="d"), progress=stop_after_two,
+                  checkpoint_path=path, checkpoint_every_s=0)
+    with pytest.raises(CheckpointError, match="the data changed since the run started"):
+        ibjax.run(config, data=ibjax.make_dataset(x + 1, y, name="d"), checkpoint_path=path,
+                  resume=True)
+    resumed = ibjax.run(config, data=ibjax.make_dataset(x, y, name="d"), checkpoint_path=path,
+                        resume=True)
+    assert np.isfinite(resumed.ixt.values).all()
