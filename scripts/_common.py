@@ -46,8 +46,7 @@ def run_or_load(config: ibjax.Config, folder: Path, fresh: bool = False) -> xr.D
     start = time.perf_counter()
     print(f"running {folder.name}: {config.num_seeds} seeds x {config.num_epochs} epochs ...",
           flush=True)
-    results = ibjax.run(config, checkpoint_path=folder / "checkpoint.npz")
-    ibjax.save(results, path)
+    results = ibjax.run(config, checkpoint_path=folder / "checkpoint.npz", results_path=path)
     plot_results(results, folder)
     print(f"  done in {time.perf_counter() - start:.0f} s "
           f"({results.attrs['seed_epochs_per_s']:.0f} seed-epochs/s)", flush=True)

@@ -3,6 +3,7 @@
 interrupts before the first checkpoint, and a distributed peer that never starts. Faults are
 injected in-process (monkeypatch) or in a subprocess (signals)."""
 
+import contextlib
 import errno
 import os
 import signal
@@ -104,25 +105,33 @@ def test_unusable_out_is_refused_before_compiling(tmp_path, monkeypatch, capsys)
     assert no_temporaries(tmp_path / "small")
 
 
-def test_one_run_per_folder_and_stale_locks(tmp_path, capsys):
-    """A live run's lock refuses a second run in the same folder; a killed run's does not."""
-    out = tmp_path / "o"
+@contextlib.contextmanager
+def lock_held_by_another_process(folder):
+    """Yields the PID of a process holding ``folder``'s run lock; SIGKILLs it at the end (its
+    lock file stays, the lock itself goes with the process)."""
+    folder.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom ibjax.rundir import RunFolder\n"
          "with RunFolder(sys.argv[1]).lock():\n    print('locked', flush=True)\n"
-         "    time.sleep(300)\n", str(out)],
+         "    time.sleep(300)\n", str(folder)],
         env=ENV, stdout=subprocess.PIPE, text=True)
     try:
-        out.mkdir()
         assert holder.stdout.readline().strip() == "locked"
-        assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 2
-        err = capsys.readouterr().err
-        assert f"in use by another ibjax run (PID {holder.pid} on" in err
-        assert not (out / "run.json").exists()  # nothing of the first run was touched
+        yield holder.pid
     finally:
-        holder.kill()  # SIGKILL: its lock file stays, the lock itself goes with the process
+        holder.kill()
         holder.wait()
         holder.stdout.close()
+
+
+def test_one_run_per_folder_and_stale_locks(tmp_path, capsys):
+    """A live run's lock refuses a second run in the same folder; a killed run's does not."""
+    out = tmp_path / "o"
+    with lock_held_by_another_process(out) as pid:
+        assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 2
+        err = capsys.readouterr().err
+        assert f"in use by another ibjax run (PID {pid} on" in err
+        assert not (out / "run.json").exists()  # nothing of the first run was touched
     assert (out / ".ibjax-run.lock").exists()
     assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 0
 
@@ -369,17 +378,7 @@ def test_the_default_folder_in_use_is_not_moved(tmp_path, monkeypatch, capsys):
     latest = tmp_path / "ibjax_runs" / "latest"
     monkeypatch.chdir(tmp_path)
     assert main(["run", *FLAGS, "--no-plots"]) == 0
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom ibjax.rundir import RunFolder\n"
-         "with RunFolder(sys.argv[1]).lock():\n    print('locked', flush=True)\n"
-         "    time.sleep(300)\n", str(latest)],
-        env=ENV, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held_by_another_process(latest):
         assert main(["run", *FLAGS, "--no-plots"]) == 2
         assert "in use by another ibjax run" in capsys.readouterr().err
         assert [p.name for p in (tmp_path / "ibjax_runs").iterdir()] == ["latest"]
-    finally:
-        holder.kill()
-        holder.wait()
-        holder.stdout.close()
