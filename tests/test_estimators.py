@@ -325,3 +325,41 @@ def test_wide_layers_take_the_looped_radix_sort_and_stay_exact(name):
     for num_classes in (None, 3):
         got = mutual_information(t, y, name, num_classes=num_classes, num_bins=8)
         np.testing.assert_allclose(got, numpy_mi(name, t, y, num_bins=8), atol=DISCRETE_TOL)
+
+
+def test_estimate_every_layer_and_estimator_at_once_under_jit_and_vmap():
+    """ibjax.mi.estimate: [estimators, layers] in one call, vmapped over a seed axis of every
+    layer, equal to one layer and one estimator at a time; a NaN spoils its layer only."""
+    import ibjax.mi
+
+    rng = np.random.default_rng(50)
+    n, names = 300, ("binning", "equal-mass", "kde-upper", "kde-lower")
+    layers = [np.tanh(rng.normal(size=(2, n, 3))).astype(np.float32),
+              np.tanh(rng.normal(size=(2, n, 7))).astype(np.float32),
+              np.tanh(rng.normal(size=(2, n, 2, 2, 2))).astype(np.float32)]
+    layers[1][1, 5, 2] = np.nan
+    y = rng.integers(0, 5, n) * 3 + 1  # five classes, labels not 0..C-1
+    ixt, ity = jax.jit(jax.vmap(lambda ls: ibjax.mi.estimate(ls, y, names, kde_variance=0.05))
+                       )(layers)
+    assert ixt.shape == ity.shape == (2, len(names), 3)
+    for s in range(2):
+        for e, name in enumerate(names):
+            for k, layer in enumerate(layers):
+                want = mutual_information(layer[s].reshape(n, -1), y, name, kde_variance=0.05)
+                np.testing.assert_allclose([ixt[s, e, k], ity[s, e, k]], want, atol=1e-6,
+                                           err_msg=f"seed {s} {name} layer {k}")
+    assert np.isnan(ixt[1, :, 1]).all() and np.isfinite(ixt[1, :, [0, 2]]).all()
+
+
+@pytest.mark.parametrize("layers, y, match", [
+    (np.zeros((10, 3)), np.zeros(10, int), "layers must be a non-empty sequence"),
+    ([], np.zeros(10, int), "layers must be a non-empty sequence"),
+    ([np.zeros((10, 3)), np.zeros((9, 2))], np.zeros(10, int), r"layers\[1\]'s N=9"),
+    ([np.zeros(10)], np.zeros(10, int), r"layers\[0\] must have shape \[N, d\]"),
+    ([np.zeros((10, 3))], np.zeros(10), "integer labels"),
+])
+def test_estimate_names_bad_arguments(layers, y, match):
+    import ibjax.mi
+
+    with pytest.raises(MIError, match=match):
+        ibjax.mi.estimate(layers, y)
