@@ -1,4 +1,4 @@
-"""The authors' archived paper run, side by side with their published numbers (DESIGN.md §2).
+"""The authors' archived paper run (20 repeats), side by side with their published numbers.
 
     python scripts/archived_run.py             # 20 seeds (as archived) x 10,000 epochs: ~6 min
     python scripts/archived_run.py --full      # 100 seeds
@@ -15,7 +15,7 @@ from _common import describe, parser, phase_table, run_or_load, write_report
 import ibjax
 from ibjax import phases
 
-# Published means over the archive's 20 repeats (DESIGN.md section 2): epoch-0 I(X;T), peak
+# Published means over the archive's 20 repeats: epoch-0 I(X;T), peak
 # I(X;T) and its epoch (None: no peak reported), I(X;T) and I(T;Y) at epoch 10,000.
 PUBLISHED = [
     (12.00, None, None, 12.00, 1.00), (12.00, None, None, 11.98, 1.00),
