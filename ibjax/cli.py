@@ -274,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --distributed: give up if the processes have not all joined "
                           "within this many seconds (300)")
     run.add_argument("--no-plots", action="store_true", help="skip the figures")
+    _animation_flags(run)
     run.add_argument("--quiet", action="store_true", help="no progress line")
 
     _RUN_FLAGS.update({action.dest: action.option_strings[0] for action in run._actions
@@ -290,7 +291,41 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="draw the figures of a results file")
     plot.add_argument("results", type=Path, help="a results.nc written by ibjax run")
     plot.add_argument("--out", type=Path, help="folder for the figures (default: beside it)")
+    _animation_flags(plot)
+
+    view = commands.add_parser(
+        "view", help="write one HTML file to explore a results file offline (epoch slider, "
+                     "play button, every seed, estimator switch, hover values)")
+    view.add_argument("results", type=Path, help="a results file")
+    view.add_argument("--out", type=Path,
+                      help="the HTML file to write (default: view.html beside the results)")
+    view.add_argument("--frames", type=_frames, default=60,
+                      help="slider positions, snapshots spread evenly (60; 'all' for every one)")
     return parser
+
+
+def _frames(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"takes 'all' or a whole number >= 2; got {text!r}")
+    return value
+
+
+def _animation_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--animate", action="store_true",
+                        help="also write information_plane.mp4 (with ffmpeg) or .gif: the "
+                             "information plane moving over training, every seed and the "
+                             "median")
+    parser.add_argument("--frames", type=_frames, default=None,
+                        help="with --animate: frames, snapshots spread evenly (default all)")
+    parser.add_argument("--format", dest="animation_format", default="auto",
+                        choices=("auto", "gif", "mp4"),
+                        help="with --animate: auto (mp4 if ffmpeg is installed, else gif)")
 
 
 CONFIG_FLAGS = ("seed", "model", "hidden", "activation", "optimizer", "learning_rate", "batch_size",
@@ -461,7 +496,7 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
     if args.no_plots or part is not None:
         return 0
     try:
-        figures = _plot(path, folder.path)
+        figures = _plot(path, folder.path, args)
     except OSError as err:
         print(f"ibjax run: error: could not write the figures ({err}); the results are saved "
               f"in {path}: draw them later with 'ibjax plot {path}'", file=sys.stderr)
@@ -475,13 +510,23 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
     return 0
 
 
-def _plot(path: Path, out: Path) -> list[Path]:
+def _plot(path: Path, out: Path, args: argparse.Namespace | None = None) -> list[Path]:
+    """The figures (and, with ``--animate``, the animation) of a results file; returns the
+    paths written."""
     from ibjax.plotting import plot_results, skipped_figures
     from ibjax.results import load
 
     for name, why in skipped_figures(load(path)).items():
         print(f"ibjax: {name}.png not drawn: {why}", file=sys.stderr)
-    return plot_results(path, out)
+    written = plot_results(path, out)
+    if args is not None and args.animate:
+        from ibjax.animation import animate_results
+
+        for animation in animate_results(path, out, args.frames, args.animation_format):
+            print(f"ibjax: animation written with {animation.writer} ({animation.why})",
+                  file=sys.stderr)
+            written.append(animation.path)
+    return written
 
 
 def _flag_impossible_values(dataset):
@@ -517,9 +562,47 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from ibjax import results as results_io
 
     _flag_impossible_values(results_io.load(args.results))
-    for figure in _plot(args.results, args.out or args.results.parent):
+    for figure in _plot(args.results, args.out or args.results.parent, args):
         print(figure)
     return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from ibjax import results as results_io
+    from ibjax.view import plotly_missing, write_view
+
+    missing = plotly_missing()
+    if missing:
+        raise ConfigError(missing)
+    dataset = _flag_impossible_values(results_io.load(args.results))
+    out = args.out or args.results.parent / "view.html"
+    if "learning_rate" in dataset.dims:
+        for rate in dataset["learning_rate"].values:
+            path = out.with_name(f"{out.stem}_lr{rate:g}{out.suffix}")
+            print(write_view(dataset.sel(learning_rate=rate), path, args.frames))
+    else:
+        print(write_view(dataset, out, args.frames))
+    return 0
+
+
+def _check_animation_flags(args: argparse.Namespace) -> None:
+    """``--frames`` and ``--format`` need ``--animate``; an MP4 needs ffmpeg (said now, not
+    after the run)."""
+    if not args.animate:
+        given = [flag for flag, value in (("--frames", args.frames is not None),
+                                          ("--format", args.animation_format != "auto"))
+                 if value]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} go with --animate")
+        return
+    if getattr(args, "no_plots", False):
+        raise ConfigError("--animate draws with the figures; drop --no-plots or --animate")
+    from ibjax.animation import choose_writer
+
+    try:
+        choose_writer(args.animation_format)
+    except ValueError as err:
+        raise ConfigError(f"--format: {err}") from None
 
 
 def _what_is_kept(args: argparse.Namespace) -> str:
@@ -540,7 +623,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         use_all_cpu_cores()
         use_compilation_cache()
-    commands = {"run": _cmd_run, "merge": _cmd_merge, "info": _cmd_info, "plot": _cmd_plot}
+    commands = {"run": _cmd_run, "merge": _cmd_merge, "info": _cmd_info, "plot": _cmd_plot,
+                "view": _cmd_view}
+    if args.command in ("run", "plot"):
+        try:
+            _check_animation_flags(args)
+        except ConfigError as err:
+            print(f"ibjax {args.command}: error: {err}", file=sys.stderr)
+            return 2
     previous = signal.getsignal(signal.SIGTERM)
     try:
         return commands[args.command](args)
