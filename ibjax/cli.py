@@ -27,6 +27,7 @@ from ibjax.config import (
     ConfigError,
     check_estimator_names,
 )
+from ibjax.interrupts import exit_status, handle_sigterm
 from ibjax.mi import MIError
 from ibjax.results import ResultsFileError
 
@@ -84,7 +85,8 @@ def _data(text: str) -> str:
         return text
     path = Path(text).expanduser()
     if not path.exists():
-        raise argparse.ArgumentTypeError(f"--data: no such file or folder: {text}")
+        raise argparse.ArgumentTypeError(f"--data: no such file or folder: {text} (built in: "
+                                         f"{', '.join(DATASETS)})")
     return f"file:{path.resolve()}"
 
 
@@ -179,10 +181,17 @@ def _snapshots(text: str) -> str | tuple[int, ...]:
         ) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): ``ibjax run: error: ...``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ibjax", description="Information-plane experiments, many seeds in one program.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser(
         "run", help="train networks and measure the information plane",
@@ -392,14 +401,6 @@ def _check_run_flags(args: argparse.Namespace) -> None:
         raise ConfigError("--coordinator, --num-processes and --process-id need --distributed")
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into an interrupt so the run saves its work as for Ctrl-C."""
-
-
-def _raise_terminated(signum, frame):
-    raise _Terminated
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from ibjax import distributed, rundir
     from ibjax.data import digest, load_dataset
@@ -407,7 +408,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ibjax.runner import prepare
 
     _check_run_flags(args)
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    handle_sigterm()
     config = None
     if args.resume is None:  # check the configuration before anything else starts
         config = config_from_args(args).validate()
@@ -471,7 +472,7 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
                  else "nothing was finished yet")
         print(f"\ninterrupted: {where}; continue with: ibjax run --resume {folder.path}",
               file=sys.stderr)
-        return 143 if isinstance(stop.__context__, _Terminated) else 130
+        return exit_status(stop)
     except OSError as err:
         kept = (f"the last checkpoint is kept: free the space and continue with 'ibjax run "
                 f"--resume {folder.path}'" if folder.checkpoint.exists() else
@@ -504,7 +505,7 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
     except KeyboardInterrupt as stop:
         print(f"\nibjax run: interrupted while drawing the figures; the results are saved in "
               f"{path}: draw them later with 'ibjax plot {path}'", file=sys.stderr)
-        return 143 if isinstance(stop, _Terminated) else 130
+        return exit_status(stop)
     for figure in figures:
         print(f"figure         {figure}")
     return 0
@@ -542,6 +543,8 @@ def _flag_impossible_values(dataset):
 def _cmd_merge(args: argparse.Namespace) -> int:
     from ibjax import results as results_io
 
+    if any(args.out.resolve() == path.resolve() for path in args.inputs):
+        raise ConfigError(f"--out {args.out} is one of the files to merge; choose another")
     merged = results_io.merge([results_io.load(path) for path in args.inputs])
     path = results_io.save(merged, args.out)
     print(f"merged {len(args.inputs)} files, {merged.sizes['seed']} seeds -> {path}")
@@ -634,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.getsignal(signal.SIGTERM)
     try:
         return commands[args.command](args)
+    except BrokenPipeError:  # e.g. ibjax info ... | head: the reader has gone, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except CannotWrite as err:  # e.g. --out of plot or merge in a place that cannot be written
         print(f"ibjax {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -646,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as stop:  # outside a run's own interrupt handling
         print(f"\nibjax {args.command}: interrupted{_what_is_kept(args)}", file=sys.stderr)
-        return 143 if isinstance(stop, _Terminated) else 130
+        return exit_status(stop)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

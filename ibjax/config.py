@@ -167,9 +167,12 @@ class Config:
 
     @property
     def resolved_bin_range(self) -> tuple[float, float] | str:
-        """``bin_range`` with ``"auto"`` resolved: ``(-1, 1)`` for tanh, else ``"layer"``."""
+        """``bin_range`` with ``"auto"`` resolved: ``(-1, 1)`` for tanh networks of ibjax's own
+        models, else (ReLU, linear, a user's model whose activations ibjax does not know)
+        ``"layer"``."""
         if self.bin_range == "auto":
-            return (-1.0, 1.0) if self.activation == "tanh" else "layer"
+            own = self.model.startswith("own:")
+            return (-1.0, 1.0) if self.activation == "tanh" and not own else "layer"
         if isinstance(self.bin_range, str):
             return self.bin_range
         return tuple(float(v) for v in self.bin_range)

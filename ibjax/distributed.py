@@ -13,6 +13,7 @@ import threading
 import time
 
 from ibjax.config import ConfigError
+from ibjax.interrupts import exit_status
 
 
 def join(coordinator: str | None, num_processes: int | None, process_id: int | None,
@@ -46,8 +47,8 @@ def join(coordinator: str | None, num_processes: int | None, process_id: int | N
     try:
         while thread.is_alive() and time.monotonic() < deadline:
             thread.join(0.1)
-    except KeyboardInterrupt:
-        _end(130, "interrupted while waiting for the other processes to join")
+    except KeyboardInterrupt as stop:
+        _end(exit_status(stop), "interrupted while waiting for the other processes to join")
     if thread.is_alive():
         where = f" at {coordinator}" if coordinator else ""
         _end(2, f"error: --distributed: the processes did not all join{where} within "

@@ -103,17 +103,31 @@ def flax_network(module: nn.Module, input_shape: tuple[int, ...],
       ConfigError: the module does not return ``(logits [batch, num_classes], layers)``, or its
         parameters cannot be matched to its layers.
     """
-    example = jnp.zeros((1, *input_shape), jnp.float32)
+    batch = 3  # a probe batch that no layer size is likely to equal by accident
+    example = jnp.zeros((batch, *input_shape), jnp.float32)
+    model = type(module).__name__
     try:
         params = jax.eval_shape(module.init, jax.random.key(0), example)
-        logits, layers = jax.eval_shape(module.apply, params, example)
+        out = jax.eval_shape(module.apply, params, example)
     except Exception as err:  # a user's module may fail in many ways
-        raise ConfigError(f"model {type(module).__name__}: calling it on a batch of shape "
-                          f"{example.shape} failed ({type(err).__name__}: {err})") from None
-    if not hasattr(logits, "shape") or logits.shape != (1, num_classes) or not isinstance(
+        raise ConfigError(
+            f"model {model}: calling it on a batch of shape {example.shape} failed "
+            f"({type(err).__name__}: {err}); ibjax.run trains modules without mutable state "
+            f"(no BatchNorm statistics) or random numbers (no Dropout): measure such models "
+            f"in your own loop with ibjax.make_recorder") from None
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise ConfigError(f"model {model} must return (logits, layers), got "
+                          f"{type(out).__name__}")
+    logits, layers = out
+    if not hasattr(logits, "shape") or logits.shape != (batch, num_classes) or not isinstance(
             layers, (list, tuple)) or not layers:
-        raise ConfigError(f"model {type(module).__name__} must return (logits [batch, "
-                          f"{num_classes}], [layer, ...]) with at least one layer")
+        raise ConfigError(f"model {model} must return (logits [batch, {num_classes}], "
+                          f"[layer, ...]) with at least one layer")
+    for index, layer in enumerate(layers):
+        if not hasattr(layer, "shape") or len(layer.shape) < 1 or layer.shape[0] != batch:
+            raise ConfigError(f"model {model}: layer {index} must be [batch, ...] (one row "
+                              f"per sample), got shape {getattr(layer, 'shape', None)} for a "
+                              f"batch of {batch}")
     groups = list(params.get("params", {}))
     names = getattr(module, "layer_param_names", None)
     if names is None:

@@ -7,6 +7,7 @@ Uses matplotlib's non-interactive Agg canvas; importing this module does not imp
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,10 @@ def accuracy_figure(results: xr.Dataset) -> Figure:
             if name not in results or not np.isfinite(results[name].values).any():
                 continue
             values = results[name]
-            low, high = (values.quantile(q, "seed", skipna=True).values for q in (0.1, 0.9))
+            with warnings.catch_warnings():  # snapshots never measured give NaN, silently
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low, high = (values.quantile(q, "seed", skipna=True).values
+                             for q in (0.1, 0.9))
             ax.plot(epochs, values.mean("seed", skipna=True).values, color=color, label=split,
                     marker="o" if epochs.size == 1 else None)
             ax.fill_between(epochs, low, high, color=color, alpha=0.2)

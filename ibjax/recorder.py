@@ -10,15 +10,12 @@ device, and one host call turns the buffers of all seeds into the results file t
                                    layer_names=("conv 1", "conv 2", "dense", "softmax"))
 
     def train(key):                                   # your code, one seed
-        params = init(key)
-        buffer = recorder.init()
-        def epoch(carry, e):
+        def step(carry, e):       # the network after e epochs: record it, then train on
             params, buffer = carry
-            params = train_one_epoch(params, e)
-            buffer = recorder.record(buffer, e + 1, layers_on_mi_rows(params))
-            return (params, buffer), None
-        buffer = recorder.record(buffer, 0, layers_on_mi_rows(params))   # the initial net
-        (params, buffer), _ = jax.lax.scan(epoch, (params, buffer), jnp.arange(E))
+            buffer = recorder.record(buffer, e, layers_on_mi_rows(params))
+            return (train_one_epoch(params, e), buffer), None
+        carry = (init(key), recorder.init())
+        (params, buffer), _ = jax.lax.scan(step, carry, jnp.arange(E + 1))
         return buffer
 
     buffers = jax.jit(jax.vmap(train))(keys)           # nothing leaves the device here
@@ -26,7 +23,8 @@ device, and one host call turns the buffers of all seeds into the results file t
 
 ``record`` measures only when ``epoch`` is one of the snapshot epochs (a ``lax.cond``; keep
 the epoch the same for every seed, as a loop counter is, so that under ``vmap`` the other
-epochs cost nothing).
+epochs cost nothing). Call it from one place in your loop: every call site compiles its own
+copy of the estimators.
 """
 
 from __future__ import annotations
@@ -131,7 +129,7 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
                               f"{snapshots!r}") from None
         if not epochs or epochs[0] < 0:
             raise ConfigError(f"snapshots must hold at least one epoch >= 0, got {snapshots!r}")
-        num_epochs = epochs[-1] if num_epochs is None else num_epochs
+        num_epochs = max(epochs[-1], 1) if num_epochs is None else num_epochs
         snapshot_epochs(epochs, num_epochs)  # epochs beyond num_epochs are refused here
     labels = np.asarray(y)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.size < 1:
@@ -189,10 +187,18 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
         widths = jnp.asarray([int(np.prod(np.shape(t)[1:])) for t in layers], jnp.int32) \
             if isinstance(layers, (list, tuple)) else None
         for name, value, shape in (("grad_mean", grad_mean, (num_layers,)),
-                                   ("grad_std", grad_std, (num_layers,))):
+                                   ("grad_std", grad_std, (num_layers,)),
+                                   ("train_loss", train_loss, ()),
+                                   ("train_accuracy", train_accuracy, ()),
+                                   ("test_loss", test_loss, ()),
+                                   ("test_accuracy", test_accuracy, ())):
             if value is not None and np.shape(value) != shape:
-                raise ConfigError(f"{name} must have shape {shape} (one per layer), got "
+                raise ConfigError(f"{name} must have shape {shape}"
+                                  f"{' (one per layer)' if shape else ' (a scalar)'}, got "
                                   f"{np.shape(value)}")
+        if not jnp.issubdtype(jnp.asarray(epoch).dtype, jnp.integer) or np.shape(epoch) != ():
+            raise ConfigError(f"epoch must be a scalar integer (the epochs trained so far), got "
+                              f"{epoch!r}")
         epoch = jnp.asarray(epoch, jnp.int32)
         index = jnp.clip(jnp.searchsorted(epochs_device, epoch), 0, num_snapshots - 1)
 
@@ -216,14 +222,25 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
         from ibjax.results import VARIABLES
         from ibjax.results import to_dataset as results_dataset
 
+        if not isinstance(states, RecorderState):
+            raise ConfigError(f"states must be the RecorderState that record returned, got "
+                              f"{type(states).__name__}")
         host = jax.tree.map(np.asarray, jax.device_get(states))
         if host.ixt.ndim == 3:  # one network, no seed axis
             host = jax.tree.map(lambda a: a[None], host)
+        if host.ixt.ndim != 4:
+            raise ConfigError(f"states must have one leading seed axis (as one jax.vmap gives "
+                              f"them), got ixt of shape {host.ixt.shape}: reshape them to "
+                              f"[seeds, ...] first")
+        if np.isnan(host.ixt).all():
+            raise ConfigError("nothing was recorded: every snapshot of every network is NaN "
+                              "(was record called at the snapshot epochs?)")
         num_seeds = host.ixt.shape[0]
         seeds = np.arange(num_seeds) if seeds is None else np.asarray(seeds)
-        if seeds.shape != (num_seeds,):
-            raise ConfigError(f"seeds must be {num_seeds} indices, one per network, got shape "
-                              f"{seeds.shape}")
+        if seeds.shape != (num_seeds,) or not np.issubdtype(seeds.dtype, np.integer) or len(
+                set(seeds.tolist())) != num_seeds:
+            raise ConfigError(f"seeds must be {num_seeds} distinct integers, one per network, "
+                              f"got {seeds!r}")
         widths = tuple(int(w) for w in host.layer_widths.max(axis=0))
         arrays = {name: getattr(host, name) for name in VARIABLES
                   if name in ("ixt", "ity") or not np.isnan(getattr(host, name)).all()}

@@ -124,7 +124,9 @@ def load(path: str | os.PathLike) -> xr.Dataset:
         with xr.open_dataset(path, engine="scipy") as handle:
             dataset = handle.load()
     except Exception as err:  # scipy raises many exception types on foreign bytes
-        raise ResultsFileError(f"{path} is not a readable ibjax results file ({err})") from None
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ResultsFileError(f"{path} is not a readable ibjax results file "
+                               f"({reason})") from None
     if "config" not in dataset.attrs or "ixt" not in dataset or "ity" not in dataset:
         raise ResultsFileError(f"{path} is a netCDF file but not an ibjax results file (it "
                                f"needs a config attribute and the variables ixt and ity)")
@@ -170,10 +172,11 @@ def merge(parts: list[xr.Dataset]) -> xr.Dataset:
                                for name in first if first[name] != other[name])
             raise ResultsFileError(f"cannot merge different configurations: file {i} differs "
                                    f"from file 1 in {fields}")
-        digests = (parts[0].attrs.get("data_sha256"), part.attrs.get("data_sha256"))
-        if None not in digests and digests[0] != digests[1]:
-            raise ResultsFileError(f"cannot merge runs on different data: file {i} differs "
-                                   f"from file 1 in data_sha256")
+        for attr, what in (("data_sha256", "data"), ("model", "models")):
+            values = (parts[0].attrs.get(attr), part.attrs.get(attr))
+            if None not in values and values[0] != values[1]:
+                raise ResultsFileError(f"cannot merge runs of different {what}: file {i} "
+                                       f"differs from file 1 in its {attr} attribute")
         if not np.array_equal(part["epoch"].values, parts[0]["epoch"].values):
             raise ResultsFileError("cannot merge results with different snapshot epochs")
     seeds = np.concatenate([part["seed"].values for part in parts])
@@ -266,9 +269,16 @@ def summary(dataset: xr.Dataset) -> str:
     """A short text: configuration, sizes, timings, divergence, and per layer the mean I(X;T)
     at the first snapshot, its peak (with epoch) and the last snapshot, and the last I(T;Y)."""
     config = config_of(dataset)
+    # A user's own loop (the recorder) did its own training; a user's module trained by
+    # ibjax.run used the training settings but not the MLP's shape.
+    hidden = (TRAINING_FIELDS if dataset.attrs.get("recorded_by") else
+              ("hidden", "activation", "layer_product") if config.model.startswith("own:")
+              else ())
     lines = ["configuration:"]
     lines += [f"  {name:15s} {value}" for name, value in config.to_dict().items()
-              if not (config.model.startswith("own:") and name in TRAINING_FIELDS)]
+              if name not in hidden]
+    if "model" in dataset.attrs:
+        lines.append(f"model: {dataset.attrs['model']}")
     lines.append(f"sizes: {dict(dataset.sizes)}")
     for key in ("compile_s", "run_s", "seed_epochs_per_s", "device", "host", "jax_version",
                 "layer_products"):
@@ -281,6 +291,12 @@ def summary(dataset: xr.Dataset) -> str:
     missing = missing_variables(dataset)
     if missing:
         lines.append(f"not in this file: {', '.join(missing)}")
+    never = dataset["epoch"].values[dataset["ixt"].isnull().all(
+        [d for d in dataset["ixt"].dims if d != "epoch"]).values]
+    if never.size:
+        lines.append(f"snapshots with no measurement for any network: epochs "
+                     f"{', '.join(str(int(e)) for e in never[:20])}"
+                     f"{' ...' if never.size > 20 else ''}")
     reduce_dims = [d for d in dataset["ixt"].dims if d not in ("epoch", "layer", "estimator")]
     ixt = dataset["ixt"].mean(reduce_dims, skipna=True)
     ity = dataset["ity"].mean(reduce_dims, skipna=True)

@@ -176,8 +176,9 @@ class RunFolder:
             if not isinstance(record.get("data_sha256"), (str, type(None))):
                 raise ValueError("data_sha256 is not a string")
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ConfigError(f"{self.record} is not a readable run record ({err}); remove it "
-                              f"or give --overwrite") from None
+            raise ConfigError(f"{self.record} is damaged ({type(err).__name__}); remove it, or "
+                              f"replace the run: ibjax run --out {self.path} --overwrite "
+                              f"...") from None
         return record
 
     def clear(self) -> None:

@@ -292,6 +292,7 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
             "data_sha256": data_digest,
             "mi_rows": program.trainer.num_mi_rows,
             "num_classes": dataset.num_classes,
+        **({"model": repr(model)} if model is not None else {}),
             **hardware_info(devices),
         }
         dataset_out = results.to_dataset(config.replace(num_seeds=num_real), seeds,
@@ -324,8 +325,10 @@ def prepare(config: Config, seeds: Sequence[int] | None = None, data: Dataset | 
     """
     if data is not None:
         if not isinstance(data, Dataset):
+            hint = (f"; for a built-in data set use Config(dataset={data!r})"
+                    if isinstance(data, str) else "")
             raise ConfigError(f"data must be an ibjax Dataset (see ibjax.make_dataset), got "
-                              f"{type(data).__name__}")
+                              f"{type(data).__name__}{hint}")
         config = config.replace(dataset=f"arrays:{data.name}")
     if model is not None:
         import flax.linen as nn

@@ -140,6 +140,7 @@ CASES = [
     ("results-text", lambda p: ["plot", results_file(p, "text")],
      "not a readable ibjax results file"),
     ("results-missing", lambda p: ["plot", str(p / "none.nc")], "not found"),
+    ("data-unknown-name", lambda p: ["run", "--data", "Digits"], "built in: var_u, digits"),
     ("bins-beyond-table", lambda p: ["run", "--bins", "1000000000"], "num_bins"),
     ("seed-beyond-64-bits", lambda p: ["run", "--seed", str(2**63)], "seed"),
     ("epochs-beyond-int32", lambda p: ["run", "--epochs", "100000000000"], "num_epochs"),

@@ -75,3 +75,37 @@ def test_console_script_plot(tmp_path):
                           env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "information_plane.png").exists()
+
+
+def test_merge_will_not_write_over_its_input_and_info_survives_a_closed_pipe(tmp_path, capsys):
+    from test_results import synthetic
+
+    from ibjax.results import save
+
+    path = save(synthetic(), tmp_path / "a.nc")
+    before = path.read_bytes()
+    assert main(["merge", str(path), "--out", str(path)]) == 2
+    assert "is one of the files to merge" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    # `ibjax info a.nc | head -1`: the reader goes away early; no error, no traceback.
+    reader = subprocess.Popen([sys.executable, "-m", "ibjax", "info", str(path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    reader.stdout.readline()
+    reader.stdout.close()
+    err = reader.stderr.read().decode()
+    reader.stderr.close()
+    assert reader.wait(timeout=120) == 0 and err == "", err
+
+
+def test_the_installed_package_is_complete(tmp_path):
+    """Run from outside the source tree, so the installed package is what gets imported (a
+    non-editable install once missed ibjax.mi and the digits file)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = ("import ibjax, ibjax.mi\n"
+            "assert ibjax.load_digits().x.shape == (1797, 64)\n"
+            "assert ibjax.load_var_u().x.shape == (4096, 12)\n"
+            "print(ibjax.mi.__file__)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]

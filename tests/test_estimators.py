@@ -353,8 +353,9 @@ def test_estimate_every_layer_and_estimator_at_once_under_jit_and_vmap():
 
 @pytest.mark.parametrize("layers, y, match", [
     (np.zeros((10, 3)), np.zeros(10, int), "layers must be a non-empty sequence"),
-    ([], np.zeros(10, int), "layers must be a non-empty sequence"),
-    ([np.zeros((10, 3)), np.zeros((9, 2))], np.zeros(10, int), r"layers\[1\]'s N=9"),
+    ([], np.zeros(10, int), "got an empty sequence"),
+    ([np.zeros((10, 3)), np.zeros((9, 2))], np.zeros(10, int), r"layers\[1\] has 9 rows and "
+                                                                r"layers\[0\] 10"),
     ([np.zeros(10)], np.zeros(10, int), r"layers\[0\] must have shape \[N, d\]"),
     ([np.zeros((10, 3))], np.zeros(10), "integer labels"),
 ])
@@ -363,3 +364,30 @@ def test_estimate_names_bad_arguments(layers, y, match):
 
     with pytest.raises(MIError, match=match):
         ibjax.mi.estimate(layers, y)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda t, y: mutual_information(t, y - 3, num_classes=2), r"labels in \[0, num_classes"),
+    (lambda t, y: mutual_information(t, (y.astype(np.int64) << 33) + 1), "within int32"),
+    (lambda t, y: mutual_information(t, y, "kde-upper", kde_variance=1e-44), "kde_variance"),
+    (lambda t, y: mutual_information(t, y, "binning-width", bin_width=1e31), "bin_width"),
+    (lambda t, y: mutual_information("abc", y), "t must be an array of numbers"),
+    (lambda t, y: mutual_information(None, y), "t must"),
+    (lambda t, y: mutual_information(t + 1j, y), "real numbers"),
+])
+def test_values_that_would_give_silent_nonsense_are_refused(call, match):
+    """Out-of-range labels with num_classes, labels beyond int32 (truncated without 64-bit
+    mode), noise variances whose inverse overflows float32, complex or non-numeric layers."""
+    t, y = random_layer(60, n=64)
+    with pytest.raises(MIError, match=match):
+        call(t, y)
+
+
+def test_binning_width_is_unbounded():
+    """Bin numbers are never clipped: activations of 1e30 at width 0.07 keep every row apart."""
+    rng = np.random.default_rng(61)
+    t = (rng.permutation(256)[:, None] * 1e28).astype(np.float32)  # 0 .. 2.5e30, distinct
+    y = np.arange(256) % 2
+    ixt, ity = mutual_information(t, y, "binning-width", bin_width=0.07)
+    assert float(ixt) == pytest.approx(8.0, abs=1e-5) and float(ity) == pytest.approx(1.0,
+                                                                                     abs=1e-5)

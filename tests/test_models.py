@@ -134,3 +134,39 @@ def test_resuming_on_other_arrays_is_refused(tmp_path):
     resumed = ibjax.run(config, data=ibjax.make_dataset(x, y, name="d"), checkpoint_path=path,
                         resume=True)
     assert np.isfinite(resumed.ixt.values).all()
+
+
+class NotBatchFirst(nn.Module):
+    """Its second layer is transposed: no row per sample."""
+
+    layer_param_names = ("Dense_0", "Dense_0")
+
+    @nn.compact
+    def __call__(self, x):
+        logits = nn.Dense(10)(x.reshape(x.shape[0], -1))
+        return logits, [logits, logits.T]
+
+
+class LogitsOnly(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(10)(x.reshape(x.shape[0], -1))
+
+
+@pytest.mark.parametrize("module, match", [
+    (NotBatchFirst(), "layer 1 must be \\[batch, ...\\]"),
+    (LogitsOnly(), "must return \\(logits, layers\\)"),
+])
+def test_a_module_whose_layers_are_not_per_sample_is_refused(module, match):
+    with pytest.raises(ibjax.ConfigError, match=match):
+        ibjax.run(ibjax.Config(dataset="digits", num_seeds=1, num_epochs=1), model=module)
+
+
+def test_own_models_are_binned_on_their_own_range_and_merge_only_with_themselves(tmp_path):
+    config = ibjax.Config(dataset="digits", num_seeds=1, num_epochs=2, snapshots=(0, 2),
+                          batch_size=256)
+    a = ibjax.run(config, model=TwoLayer(width=6))
+    assert ibjax.config_of(a).bin_range == "layer"  # "auto": ibjax does not know its activation
+    b = ibjax.run(config, model=TwoLayer(width=5), seeds=[1])
+    with pytest.raises(ValueError, match="different models"):
+        ibjax.merge([a, b])

@@ -40,30 +40,40 @@ def _flipped_bit():
     return ds
 
 
-ODD_FILES = {
-    "all-diverged": (_all_diverged, 3, ""),
-    "one-snapshot": (lambda: synthetic(num_epochs=1), 3, ""),
+def _holes():
+    ds = synthetic()
+    for name in ("ixt", "ity", "grad_mean", "grad_std", "train_loss", "test_loss",
+                 "train_accuracy", "test_accuracy"):
+        ds[name][:, 1] = np.nan  # a snapshot a user's loop never recorded
+    return ds
+
+
+ODD_FILES = {  # kind: (make, figures drawn, what plot says, what info says)
+    "never-measured-snapshot": (_holes, 3, "", "no measurement for any network: epochs 1"),
+    "all-diverged": (_all_diverged, 3, "", ""),
+    "one-snapshot": (lambda: synthetic(num_epochs=1), 3, "", ""),
     "no-gradients": (lambda: synthetic().drop_vars(["grad_mean", "grad_std"]), 2,
-                     "gradients.png not drawn"),
+                     "gradients.png not drawn", "not in this file: grad_mean, grad_std"),
     "no-losses": (lambda: synthetic().drop_vars(["train_loss", "test_loss", "train_accuracy",
-                                                "test_accuracy"]), 2, "accuracy.png not drawn"),
-    "flipped-bit": (_flipped_bit, 3, "impossible values"),
+                                                "test_accuracy"]), 2, "accuracy.png not drawn",
+                  "not in this file: train_loss"),
+    "flipped-bit": (_flipped_bit, 3, "impossible values", "impossible values"),
 }
 
 
 @pytest.mark.parametrize("kind", list(ODD_FILES))
 def test_plot_and_info_handle_every_results_file(kind, tmp_path, capsys):
-    """All seeds diverged, one snapshot, a file from a user's loop without gradients or
-    losses, a damaged value: figures are drawn from what is there, what is missing or
-    impossible is said in one line, and nothing crashes."""
-    make, num_figures, note = ODD_FILES[kind]
+    """All seeds diverged, one snapshot, a snapshot never measured, a file from a user's loop
+    without gradients or losses, a damaged value: figures are drawn from what is there, what
+    is missing or impossible is said in one line, and nothing crashes or warns."""
+    make, num_figures, plot_note, info_note = ODD_FILES[kind]
     path = save(make(), tmp_path / "results.nc")
     assert main(["plot", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert len(out.split()) == num_figures and note in err and "Traceback" not in err
+    assert len(out.split()) == num_figures and plot_note in err and "Traceback" not in err
     assert main(["info", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert "softmax output" in out and note.replace(".png not drawn", "") in err + out
+    assert "softmax output" in out and info_note in err + out
     if kind == "flipped-bit":
         assert "2.46e+10" in err and "2.46e+10" not in out and "24600000000" not in out
 

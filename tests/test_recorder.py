@@ -129,3 +129,22 @@ def test_gradient_stats_against_numpy():
     want_mean = np.linalg.norm(flat.mean(0))
     want_std = np.sqrt(((flat - flat.mean(0)) ** 2).sum(1).mean())
     np.testing.assert_allclose([float(mean[0]), float(std[0])], [want_mean, want_std], rtol=1e-5)
+
+
+def test_mistakes_in_a_loop_are_named():
+    recorder = make()
+    layers = layers_of(jnp.ones((5, 4)))
+    with pytest.raises(ibjax.ConfigError, match="train_loss must have shape"):
+        recorder.record(recorder.init(), 0, layers, train_loss=jnp.ones(3))
+    with pytest.raises(ibjax.ConfigError, match="epoch must be a scalar integer"):
+        recorder.record(recorder.init(), 0.5, layers)
+    with pytest.raises(ibjax.ConfigError, match="nothing was recorded"):
+        recorder.to_dataset(recorder.init())
+    state = recorder.record(recorder.init(), 0, layers)
+    stacked = jax.tree.map(lambda a: jnp.stack([a, a]), state)
+    with pytest.raises(ibjax.ConfigError, match="distinct integers"):
+        recorder.to_dataset(stacked, seeds=[1, 1])
+    with pytest.raises(ibjax.ConfigError, match="one leading seed axis"):
+        recorder.to_dataset(jax.tree.map(lambda a: jnp.stack([a, a]), stacked))
+    only_initial = ibjax.make_recorder([0], Y, layer_names=("a", "b"))
+    assert only_initial.config.num_epochs == 1

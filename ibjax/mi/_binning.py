@@ -88,17 +88,12 @@ def layer_range_bins(t_columns: jax.Array, num_bins: int) -> jax.Array:
     return jnp.clip(index, 0, num_bins - 1).reshape(t_columns.shape).astype(jnp.int32)
 
 
-def width_bins(t_columns: jax.Array, width: float) -> jax.Array:
-    """``floor(t / width)`` as int32, saturating at +-2**30 (far outside any sane layer)."""
-    scaled = jnp.clip(jnp.floor(t_columns / width), -(2.0**30), 2.0**30)
-    return jnp.nan_to_num(scaled).astype(jnp.int32)
-
-
 def dense_width_bins(t_columns: jax.Array, width: float) -> jax.Array:
-    """:func:`width_bins` with each neuron's bin numbers replaced by their dense rank (an
-    exact relabelling into ``[0, N)``, so rows pack into the exact counting whatever the
-    range). ``[d, N]`` float -> ``[d, N]`` int32."""
-    return jax.vmap(dense_rank)(width_bins(t_columns, width))
+    """Bins of fixed width, ``floor(t / width)``, unbounded: each neuron's bin numbers are
+    replaced by their dense rank (an exact relabelling into ``[0, N)``, so rows pack into the
+    exact counting whatever the range; the floors are ranked as floats, so no bin number is
+    ever clipped). ``[d, N]`` float -> ``[d, N]`` int32. NaN counts as bin 0."""
+    return jax.vmap(dense_rank)(jnp.nan_to_num(jnp.floor(t_columns / width), nan=0.0))
 
 
 def equal_mass_bins(t_columns: jax.Array, num_bins: int) -> jax.Array:

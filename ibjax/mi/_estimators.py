@@ -41,6 +41,9 @@ from ibjax.mi._entropy import mutual_informations
 from ibjax.mi._errors import MIError, check_int, check_positive_float, check_range
 from ibjax.mi._kde import kde_bounds
 
+SCALE_RANGE = (1e-30, 1e30)
+"""Allowed ``bin_width`` and ``kde_variance``: their inverses are float32 factors."""
+
 MAX_BINS = 2**20
 """Most bins (edges) per neuron: more than rows anyone measures on (and the edges are a
 table of this length)."""
@@ -77,8 +80,12 @@ class Settings:
             bin_range = self.bin_range
         else:
             bin_range = check_range("bin_range", self.bin_range)
-        check_positive_float("bin_width", self.bin_width)
-        check_positive_float("kde_variance", self.kde_variance)
+        for setting in ("bin_width", "kde_variance"):
+            value = getattr(self, setting)
+            check_positive_float(setting, value)
+            if not SCALE_RANGE[0] <= value <= SCALE_RANGE[1]:  # float32 must hold 1/value
+                raise MIError(f"{setting} must be in [{SCALE_RANGE[0]:g}, "
+                              f"{SCALE_RANGE[1]:g}], got {value!r}")
         return dataclasses.replace(self, num_bins=int(self.num_bins), bin_range=bin_range,
                                    bin_width=float(self.bin_width),
                                    kde_variance=float(self.kde_variance))
@@ -218,12 +225,17 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
     """
     names = check_estimator_names(estimators)
     settings = Settings(num_bins, bin_range, bin_width, kde_variance).checked()
-    if isinstance(layers, (jax.Array, np.ndarray)) or not isinstance(layers, Sequence) or (
-            not layers):
+    if isinstance(layers, (jax.Array, np.ndarray, str)) or not isinstance(layers, Sequence):
         raise MIError("layers must be a non-empty sequence (list or tuple) of [N, d] arrays, "
                       f"one per layer; got {type(layers).__name__}")
+    if not layers:
+        raise MIError("layers must hold at least one [N, d] array; got an empty sequence")
     columns, labels = [], None
     for index, layer in enumerate(layers):
+        shape = getattr(layer, "shape", None)
+        if columns and shape and shape[0] != columns[0].shape[1]:
+            raise MIError(f"layers[{index}] has {shape[0]} rows and layers[0] "
+                          f"{columns[0].shape[1]}: every layer needs one row per input")
         t, labels = _check_layer(f"layers[{index}]", layer, y, num_classes)
         columns.append(t.reshape(t.shape[0], -1).T)
     ixt, ity = [], []
@@ -258,9 +270,14 @@ def binned_mi(t: jax.Array, y: jax.Array, num_bins: int = 30,
 
 def _check_layer(name: str, t: Any, y: Any, num_classes: Any) -> tuple[jax.Array, jax.Array]:
     """One layer ``[N, ...]``, labels ``[N]`` and ``num_classes`` checked; returns the layer as
-    float and the labels as int32. Raises :class:`MIError` naming the argument."""
-    t = jnp.asarray(t)
-    y = jnp.asarray(y)
+    float and the labels as int32. Raises :class:`MIError` naming the argument.
+
+    Labels that are concrete arrays (not traced) are also checked for values: within int32,
+    and within ``[0, num_classes)`` when ``num_classes`` is given.
+    """
+    t = _as_array(name, t)
+    y_given = y
+    y = _as_array("y", y)
     if t.ndim < 2:
         raise MIError(f"{name} must have shape [N, d] (one row per input), got {t.shape}")
     if t.shape[0] == 0:
@@ -269,8 +286,31 @@ def _check_layer(name: str, t: Any, y: Any, num_classes: Any) -> tuple[jax.Array
         raise MIError(f"y must have shape [N] matching {name}'s N={t.shape[0]}, got {y.shape}")
     if not jnp.issubdtype(y.dtype, jnp.integer):
         raise MIError(f"y must hold integer labels, got dtype {y.dtype}")
-    if not jnp.issubdtype(t.dtype, jnp.floating):
-        t = t.astype(jnp.float32)
     if num_classes is not None:
         check_int("num_classes", num_classes, minimum=1)
+    if not isinstance(y_given, jax.core.Tracer):
+        values = np.asarray(y_given)
+        info = np.iinfo(np.int32)
+        if values.size and (values.min() < info.min or values.max() > info.max):
+            raise MIError(f"y must hold labels within int32, got values from {values.min()} "
+                          f"to {values.max()}")
+        if num_classes is not None and values.size and (
+                values.min() < 0 or values.max() >= num_classes):
+            raise MIError(f"y must hold labels in [0, num_classes={num_classes}) when "
+                          f"num_classes is given, got values from {values.min()} to "
+                          f"{values.max()}")
+    if not jnp.issubdtype(t.dtype, jnp.floating):
+        t = t.astype(jnp.float32)
     return t, y.astype(jnp.int32)
+
+
+def _as_array(name: str, value: Any) -> jax.Array:
+    """``value`` as a jax array of numbers (complex refused); else :class:`MIError`."""
+    try:
+        array = jnp.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise MIError(f"{name} must be an array of numbers, got {type(value).__name__} "
+                      f"({err})") from None
+    if jnp.issubdtype(array.dtype, jnp.complexfloating):
+        raise MIError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array
