@@ -52,7 +52,7 @@ def choose_writer(fmt: str = "auto") -> tuple[str, str]:
         raise ValueError(f"format must be 'auto', 'mp4' or 'gif', got {fmt!r}")
     if has_ffmpeg:
         return "ffmpeg", "ffmpeg is installed"
-    return "pillow", "ffmpeg is not installed (install it for an MP4)"
+    return "pillow", "ffmpeg is not installed: install it for an MP4"
 
 
 def frame_indices(num_snapshots: int, frames: int | None) -> np.ndarray:
