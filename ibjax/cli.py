@@ -493,7 +493,8 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
           f"on {ds.attrs['device']}\n"
           f"diverged       {int((ds['diverged_epoch'] >= 0).sum())} of {ds.sizes['seed']} seeds "
           f"(NaN/inf weights; their later measurements are NaN)\n"
-          f"results        {path}", flush=True)
+          f"results        {path}\n"
+          f"record         {folder.record}", flush=True)
     if args.no_plots or part is not None:
         return 0
     try:

@@ -60,8 +60,8 @@ def test_run_animate_says_where_every_file_went(tmp_path, capsys):
     assert main(["run", "--seeds", "2", "--hidden", "4,3", "--epochs", "6", "--snapshots",
                  "every:2", "--out", str(out), "--quiet", "--animate"]) == 0
     printed = capsys.readouterr().out
-    for name in ("results.nc", "information_plane.png", "gradients.png", "accuracy.png",
-                 "information_plane."):
+    for name in ("results.nc", "run.json", "information_plane.png", "gradients.png",
+                 "accuracy.png", "information_plane."):
         assert str(out / name) in printed, name
 
 
