@@ -1,8 +1,9 @@
 """Mutual-information estimators, registered by name, and the entry points that run them.
 
-Every estimator sees one layer's activations for the N inputs, features-major ``t[d, N]``, and
-the ``[N]`` integer labels, and returns ``(I(X;T), I(T;Y))`` in bits, with X uniform over the
-N rows. All are pure, shape-static and safe under ``jax.jit`` and ``jax.vmap``.
+Every estimator sees one layer's activations for the N inputs, features-major ``t[d, N]``, the
+``[N]`` integer labels and, when given, the inputs ``x[D, N]`` of the same rows, and returns
+``(I(X;T), I(T;Y))`` in bits, with X uniform over the N rows. All are pure, shape-static and
+safe under ``jax.jit`` and ``jax.vmap``.
 
 ==================  ============================================================================
 name                what it does
@@ -14,11 +15,17 @@ name                what it does
                     (Chelombiev et al. 2019).
 ``kde-upper``       Kolchinsky & Tracey (2017) pairwise-KL upper bound for T + N(0, s2 I).
 ``kde-lower``       The Bhattacharyya lower bound of the same mixture.
+``matrix-renyi``    Matrix-based Rényi alpha-entropy (Giraldo et al. 2015), Gaussian Gram
+                    matrices of width ``renyi_sigma``, order ``renyi_alpha``; I(X;T) against the
+                    inputs' Gram matrix (without inputs: N distinct inputs).
+``knn``             k-nearest neighbours, max-norm, ``knn_k`` neighbours: I(T;Y) by Ross (2014),
+                    I(X;T) by Kraskov et al. (2004) against the inputs (NaN without inputs).
 ==================  ============================================================================
 
 For the discrete estimators a layer's state is its row of bin indices and I(X;T) = H(T),
 I(T;Y) = H(T) + H(Y) - H(T,Y), counted exactly (:mod:`ibjax.mi._entropy`); the KDE formulas
-are in :mod:`ibjax.mi._kde`.
+are in :mod:`ibjax.mi._kde`, the Rényi ones in :mod:`ibjax.mi._renyi`, the kNN ones in
+:mod:`ibjax.mi._knn`.
 """
 
 from __future__ import annotations
@@ -40,9 +47,17 @@ from ibjax.mi._binning import (
 from ibjax.mi._entropy import mutual_informations
 from ibjax.mi._errors import MIError, check_int, check_positive_float, check_range
 from ibjax.mi._kde import kde_bounds
+from ibjax.mi._knn import knn_mi
+from ibjax.mi._renyi import SILVERMAN, renyi_mi
 
 SCALE_RANGE = (1e-30, 1e30)
 """Allowed ``bin_width`` and ``kde_variance``: their inverses are float32 factors."""
+
+MAX_RENYI_ALPHA = 100.0
+"""Highest Rényi order: beyond it ``lambda**alpha`` underflows float32 for every eigenvalue."""
+
+MAX_KNN_K = 1024
+"""Most kNN neighbours (each row keeps its k nearest in a top-k of this length)."""
 
 MAX_BINS = 2**20
 """Most bins (edges) per neuron: more than rows anyone measures on (and the edges are a
@@ -59,12 +74,20 @@ class Settings:
         ``[min, max]`` at each snapshot (needed for ReLU and linear layers).
       bin_width: width of the ``binning-width`` bins, in activation units.
       kde_variance: variance s2 of the Gaussian noise added for the KDE bounds.
+      renyi_alpha: the order a > 0 of ``matrix-renyi`` (2: in row blocks, no eigenvalues; any
+        other order takes eigenvalues of N x N matrices).
+      renyi_sigma: the Gaussian kernel width of ``matrix-renyi``: ``"silverman"`` (per layer and
+        for the inputs, from their spread) or a number > 0 used for layers and inputs alike.
+      knn_k: neighbours of ``knn``, >= 1 (and below every class's size).
     """
 
     num_bins: int = 30
     bin_range: tuple[float, float] | str = (-1.0, 1.0)
     bin_width: float = 0.07
     kde_variance: float = 1e-3
+    renyi_alpha: float = 2.0
+    renyi_sigma: str | float = SILVERMAN
+    knn_k: int = 3
 
     def checked(self) -> Settings:
         """These settings, validated, with ``bin_range`` as floats.
@@ -86,15 +109,33 @@ class Settings:
             if not SCALE_RANGE[0] <= value <= SCALE_RANGE[1]:  # float32 must hold 1/value
                 raise MIError(f"{setting} must be in [{SCALE_RANGE[0]:g}, "
                               f"{SCALE_RANGE[1]:g}], got {value!r}")
+        check_positive_float("renyi_alpha", self.renyi_alpha)
+        if not self.renyi_alpha <= MAX_RENYI_ALPHA:
+            raise MIError(f"renyi_alpha must be in (0, {MAX_RENYI_ALPHA:g}], got "
+                          f"{self.renyi_alpha!r}")
+        sigma = self.renyi_sigma
+        if isinstance(sigma, str):
+            if sigma != SILVERMAN:
+                raise MIError(f"renyi_sigma must be {SILVERMAN!r} or a number > 0, got "
+                              f"{sigma!r}")
+        else:
+            check_positive_float("renyi_sigma", sigma)
+            if not SCALE_RANGE[0] <= sigma <= SCALE_RANGE[1]:
+                raise MIError(f"renyi_sigma must be in [{SCALE_RANGE[0]:g}, "
+                              f"{SCALE_RANGE[1]:g}], got {sigma!r}")
+            sigma = float(sigma)
+        check_int("knn_k", self.knn_k, minimum=1, maximum=MAX_KNN_K)
         return dataclasses.replace(self, num_bins=int(self.num_bins), bin_range=bin_range,
                                    bin_width=float(self.bin_width),
-                                   kde_variance=float(self.kde_variance))
+                                   kde_variance=float(self.kde_variance),
+                                   renyi_alpha=float(self.renyi_alpha), renyi_sigma=sigma,
+                                   knn_k=int(self.knn_k))
 
 
 # --------------------------------------------------------------------------- the estimators
 
 
-def _binning(t_columns, y, num_classes, settings: Settings):
+def _binning(t_columns, y, num_classes, settings: Settings, x_columns=None):
     """The paper's binning (Shwartz-Ziv & Tishby 2017, arXiv:1703.00810, section 3), bits."""
     if isinstance(settings.bin_range, str):  # "layer"
         digits = layer_range_bins(t_columns, settings.num_bins)
@@ -103,7 +144,7 @@ def _binning(t_columns, y, num_classes, settings: Settings):
     return mutual_informations(digits, settings.num_bins, y, num_classes)
 
 
-def _binning_width(t_columns, y, num_classes, settings: Settings):
+def _binning_width(t_columns, y, num_classes, settings: Settings, x_columns=None):
     """Bins of fixed width ``floor(t / bin_width)`` on an unbounded range, bits.
 
     Saxe et al. (2018), "On the information bottleneck theory of deep learning", ICLR: width
@@ -113,7 +154,7 @@ def _binning_width(t_columns, y, num_classes, settings: Settings):
     return mutual_informations(digits, y.shape[0], y, num_classes)
 
 
-def _equal_mass(t_columns, y, num_classes, settings: Settings):
+def _equal_mass(t_columns, y, num_classes, settings: Settings, x_columns=None):
     """Adaptive equal-mass binning per neuron, ``num_bins`` bins each, bits.
 
     Chelombiev, Houghton & O'Donnell (2019), "Adaptive estimators show information compression
@@ -123,14 +164,24 @@ def _equal_mass(t_columns, y, num_classes, settings: Settings):
     return mutual_informations(digits, settings.num_bins, y, num_classes)
 
 
-def _kde_upper(t_columns, y, num_classes, settings: Settings):
+def _kde_upper(t_columns, y, num_classes, settings: Settings, x_columns=None):
     """KDE pairwise-KL upper bound (Kolchinsky & Tracey 2017), bits."""
     return kde_bounds(t_columns, y, settings.kde_variance)[0]
 
 
-def _kde_lower(t_columns, y, num_classes, settings: Settings):
+def _kde_lower(t_columns, y, num_classes, settings: Settings, x_columns=None):
     """KDE Bhattacharyya lower bound (Kolchinsky & Tracey 2017), bits."""
     return kde_bounds(t_columns, y, settings.kde_variance)[1]
+
+
+def _matrix_renyi(t_columns, y, num_classes, settings: Settings, x_columns=None):
+    """Matrix-based Rényi alpha-entropy MI (Giraldo et al. 2015), bits."""
+    return renyi_mi(t_columns, y, x_columns, settings.renyi_alpha, settings.renyi_sigma)
+
+
+def _knn(t_columns, y, num_classes, settings: Settings, x_columns=None):
+    """kNN MI: Ross (2014) for I(T;Y), Kraskov et al. (2004) for I(X;T), bits."""
+    return knn_mi(t_columns, y, x_columns, settings.knn_k)
 
 
 class Estimator(NamedTuple):
@@ -138,7 +189,8 @@ class Estimator(NamedTuple):
 
     Attributes:
       name: registry key.
-      columns_fn: ``fn(t[d, N], y[N], num_classes | None, Settings) -> (ixt, ity)`` in bits.
+      columns_fn: ``fn(t[d, N], y[N], num_classes | None, Settings, x[D, N] | None) -> (ixt,
+        ity)`` in bits.
       description: one line for help texts.
     """
 
@@ -154,6 +206,9 @@ ESTIMATORS: dict[str, Estimator] = {e.name: e for e in (
     Estimator("equal-mass", _equal_mass, "per neuron, num_bins bins of equal sample counts"),
     Estimator("kde-upper", _kde_upper, "KDE pairwise-KL upper bound, noise kde_variance"),
     Estimator("kde-lower", _kde_lower, "KDE Bhattacharyya lower bound, noise kde_variance"),
+    Estimator("matrix-renyi", _matrix_renyi,
+              "matrix-based Renyi entropy, order renyi_alpha, kernel width renyi_sigma"),
+    Estimator("knn", _knn, "k nearest neighbours (Ross; Kraskov et al.), knn_k neighbours"),
 )}
 """The estimators by name (see the module docstring)."""
 
@@ -176,9 +231,11 @@ def check_estimator_names(names: Any) -> tuple[str, ...]:
 
 
 def estimate_columns(t_columns: jax.Array, y: jax.Array, num_classes: int | None,
-                     names: Sequence[str], settings: Settings) -> tuple[jax.Array, jax.Array]:
-    """Every estimator in ``names`` on one features-major layer ``t[d, N]``, no checks; the
-    KDE bounds share one kernel pass. (The trainer's path; use :func:`estimate`.)
+                     names: Sequence[str], settings: Settings,
+                     x_columns: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """Every estimator in ``names`` on one features-major layer ``t[d, N]`` (and the inputs
+    ``x[D, N]`` of the same rows, or ``None``), no checks; the KDE bounds share one kernel
+    pass. (The trainer's path; use :func:`estimate`.)
 
     Returns:
       ``(ixt, ity)``, each ``[len(names)]`` float32, bits, in the order of ``names``.
@@ -190,15 +247,17 @@ def estimate_columns(t_columns: jax.Array, y: jax.Array, num_classes: int | None
                 kde = kde_bounds(t_columns, y, settings.kde_variance)
             results.append(kde[0] if name == "kde-upper" else kde[1])
         else:
-            results.append(ESTIMATORS[name].columns_fn(t_columns, y, num_classes, settings))
+            results.append(ESTIMATORS[name].columns_fn(t_columns, y, num_classes, settings,
+                                                       x_columns))
     return (jnp.stack([jnp.asarray(r[0], jnp.float32) for r in results]),
             jnp.stack([jnp.asarray(r[1], jnp.float32) for r in results]))
 
 
 def estimate(layers: Sequence[jax.Array], y: jax.Array,
-             estimators: Sequence[str] = ("binning",), *, num_bins: int = 30,
-             bin_range: tuple[float, float] | str = (-1.0, 1.0), bin_width: float = 0.07,
-             kde_variance: float = 1e-3,
+             estimators: Sequence[str] = ("binning",), *, x: jax.Array | None = None,
+             num_bins: int = 30, bin_range: tuple[float, float] | str = (-1.0, 1.0),
+             bin_width: float = 0.07, kde_variance: float = 1e-3, renyi_alpha: float = 2.0,
+             renyi_sigma: str | float = SILVERMAN, knn_k: int = 3,
              num_classes: int | None = None) -> tuple[jax.Array, jax.Array]:
     """I(X;T) and I(T;Y) in bits of every layer by every estimator, X uniform over the rows.
 
@@ -211,11 +270,18 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
         ``[N, H, W, C]``, are flattened per row): row i of every layer belongs to input i.
       y: ``[N]`` integer labels, any number of classes.
       estimators: names from :data:`ESTIMATORS`; the two KDE bounds share one kernel pass.
+      x: optional ``[N, ...]`` inputs of the same rows (flattened per row), for the
+        estimators that compare a layer with its inputs: ``matrix-renyi`` (without ``x``: N
+        distinct inputs) and ``knn`` (required). The others ignore it.
       num_bins: bin edges of ``binning`` (30), bins per neuron of ``equal-mass``.
       bin_range: ``(lo, hi)`` of the ``binning`` edges, or ``"layer"`` for each layer's own
         ``[min, max]``.
       bin_width: width of the ``binning-width`` bins.
       kde_variance: noise variance s2 of the KDE bounds.
+      renyi_alpha: order of ``matrix-renyi`` (2, or any a in (0, 100]; a != 2 takes the
+        eigenvalues of N x N matrices: keep N in the hundreds).
+      renyi_sigma: kernel width of ``matrix-renyi``: ``"silverman"`` or a number.
+      knn_k: neighbours of ``knn`` (3); every class needs more than ``knn_k`` rows.
       num_classes: optional: labels then lie in ``[0, num_classes)`` (faster for the discrete
         estimators); by default any integers (ranked in-graph).
 
@@ -224,7 +290,8 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
       inf gives NaN for that layer only.
     """
     names = check_estimator_names(estimators)
-    settings = Settings(num_bins, bin_range, bin_width, kde_variance).checked()
+    settings = Settings(num_bins, bin_range, bin_width, kde_variance, renyi_alpha, renyi_sigma,
+                        knn_k).checked()
     if isinstance(layers, (jax.Array, np.ndarray, str)) or not isinstance(layers, Sequence):
         raise MIError("layers must be a non-empty sequence (list or tuple) of [N, d] arrays, "
                       f"one per layer; got {type(layers).__name__}")
@@ -238,9 +305,19 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
                           f"{columns[0].shape[1]}: every layer needs one row per input")
         t, labels = _check_layer(f"layers[{index}]", layer, y, num_classes)
         columns.append(t.reshape(t.shape[0], -1).T)
+    x_columns = None
+    if x is not None:
+        x_array, _ = _check_layer("x", x, y, num_classes)
+        x_columns = x_array.reshape(x_array.shape[0], -1).T
+    elif "knn" in names:
+        raise MIError("estimator 'knn' needs x, the [N, ...] inputs of the rows (for "
+                      "I(X;T) by Kraskov et al.)")
+    if "knn" in names:
+        check_knn_classes(y, settings.knn_k)
     ixt, ity = [], []
     for t_columns in columns:
-        layer_ixt, layer_ity = estimate_columns(t_columns, labels, num_classes, names, settings)
+        layer_ixt, layer_ity = estimate_columns(t_columns, labels, num_classes, names, settings,
+                                                x_columns)
         finite = jnp.all(jnp.isfinite(t_columns))
         ixt.append(jnp.where(finite, layer_ixt, jnp.nan))
         ity.append(jnp.where(finite, layer_ity, jnp.nan))
@@ -248,14 +325,17 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
 
 
 def mutual_information(t: jax.Array, y: jax.Array, estimator: str = "binning", *,
-                       num_classes: int | None = None, num_bins: int = 30,
-                       bin_range: tuple[float, float] | str = (-1.0, 1.0),
-                       bin_width: float = 0.07,
-                       kde_variance: float = 1e-3) -> tuple[jax.Array, jax.Array]:
+                       x: jax.Array | None = None, num_classes: int | None = None,
+                       num_bins: int = 30, bin_range: tuple[float, float] | str = (-1.0, 1.0),
+                       bin_width: float = 0.07, kde_variance: float = 1e-3,
+                       renyi_alpha: float = 2.0, renyi_sigma: str | float = SILVERMAN,
+                       knn_k: int = 3) -> tuple[jax.Array, jax.Array]:
     """:func:`estimate` of one layer ``t[N, d]`` by one estimator: float32 scalars, bits."""
     _check_layer("t", t, y, num_classes)
-    ixt, ity = estimate([t], y, (estimator,), num_bins=num_bins, bin_range=bin_range,
-                        bin_width=bin_width, kde_variance=kde_variance, num_classes=num_classes)
+    ixt, ity = estimate([t], y, (estimator,), x=x, num_bins=num_bins, bin_range=bin_range,
+                        bin_width=bin_width, kde_variance=kde_variance,
+                        renyi_alpha=renyi_alpha, renyi_sigma=renyi_sigma, knn_k=knn_k,
+                        num_classes=num_classes)
     return ixt[0, 0], ity[0, 0]
 
 
@@ -266,6 +346,19 @@ def binned_mi(t: jax.Array, y: jax.Array, num_bins: int = 30,
     ``estimator="binning"`` and ``bin_range=value_range``. Float32 scalars, bits."""
     return mutual_information(t, y, "binning", num_classes=num_classes, num_bins=num_bins,
                               bin_range=check_range("value_range", value_range))
+
+
+def check_knn_classes(y: Any, k: int, error: type[ValueError] = MIError) -> None:
+    """Refuses ``knn_k = k`` unless every class of the labels ``y`` (when concrete, not traced)
+    has more than ``k`` rows: Ross's estimator takes each row's k-th neighbour of its own
+    class. (Traced labels are not checked here; a class too small gives NaN.)"""
+    if isinstance(y, jax.core.Tracer):
+        return
+    labels, counts = np.unique(np.asarray(y), return_counts=True)
+    if counts.size and counts.min() <= k:
+        smallest = labels[np.argmin(counts)]
+        raise error(f"knn_k={k} needs more than {k} rows in every class; class {smallest} has "
+                    f"{counts.min()} (lower knn_k or measure on more rows)")
 
 
 def _check_layer(name: str, t: Any, y: Any, num_classes: Any) -> tuple[jax.Array, jax.Array]:

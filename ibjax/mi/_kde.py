@@ -19,34 +19,10 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ibjax.mi._distances import BLOCK_ELEMENTS, squared_distances
+
 LN2 = math.log(2.0)
-KDE_BLOCK_ELEMENTS = 2**20  # kernel entries per network held at once (4 MB in float32)
-DIRECT_DISTANCE_MAX_WIDTH = 32  # wider layers sum their squared differences in a lax.scan
-
-
-def squared_distances(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``[m, n]`` squared Euclidean distances between columns of ``a[d, m]`` and ``b[d, n]``.
-
-    Always the direct sum ``sum_k (a_k - b_k)**2``, feature by feature (unrolled for narrow
-    layers, a ``lax.scan`` over features beyond :data:`DIRECT_DISTANCE_MAX_WIDTH`), never the
-    matrix-product form ``|a|^2 + |b|^2 - 2 a.b``: that form loses the exact zero distance of
-    a point to itself and cancels badly for wide layers with large activations (a 128-wide
-    ReLU layer's KDE I(X;T) came out above log2 N). The direct sum is exact on the diagonal
-    and accurate to float32 rounding of each distance, at 2-4x the cost of the matrix product
-    on a CPU for layers of 128-1024 units.
-    """
-    if a.shape[0] <= DIRECT_DISTANCE_MAX_WIDTH:
-        total = jnp.zeros((a.shape[1], b.shape[1]), a.dtype)
-        for k in range(a.shape[0]):
-            total = total + (a[k][:, None] - b[k][None, :]) ** 2
-        return total
-
-    def add_feature(total, features):
-        a_k, b_k = features
-        return total + (a_k[:, None] - b_k[None, :]) ** 2, None
-
-    total, _ = jax.lax.scan(add_feature, jnp.zeros((a.shape[1], b.shape[1]), a.dtype), (a, b))
-    return total
+KDE_BLOCK_ELEMENTS = BLOCK_ELEMENTS  # kernel entries per network held at once (4 MB)
 
 
 def kde_bounds(t_columns: jax.Array, y: jax.Array, variance: float) -> tuple[

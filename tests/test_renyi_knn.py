@@ -1,0 +1,221 @@
+"""matrix-renyi and knn against float64 references written separately (numpy eigenvalues;
+scipy's cKDTree and digamma), closed forms, and the trainer's in-graph measurement.
+
+Tolerances: matrix-renyi sums N^2 float32 kernel values (2e-3 bits against float64); knn counts
+neighbours exactly, but float32 distances may order near-ties differently from float64 ones
+(1e-3 bits)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
+from scipy.special import digamma
+
+import ibjax.mi
+from ibjax.mi import MIError, mutual_information
+from ibjax.mi._knn import jitter
+
+RENYI_TOL = 2e-3
+KNN_TOL = 1e-3
+
+
+def layer_and_inputs(seed, n=400, d_x=3, d_t=4, scale=1.0, classes=2):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d_x))
+    t = np.tanh(scale * x @ rng.normal(size=(d_x, d_t)) + 0.3 * rng.normal(size=(n, d_t)))
+    y = (x[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(np.int32) + (
+        (x[:, 1] > 1).astype(np.int32) if classes == 3 else 0)
+    return t.astype(np.float32), x.astype(np.float32), y
+
+
+# ----------------------------------------------------------------- matrix-renyi reference
+
+
+def silverman(v):
+    n, d = v.shape
+    spread = np.sqrt(np.mean(np.var(v, axis=0)))
+    return max(spread * (4 / (d + 2)) ** (1 / (d + 4)) * n ** (-1 / (d + 4)), 1e-15)
+
+
+def numpy_renyi(t, y, x, alpha, sigma="silverman"):
+    """Giraldo et al.'s definitions, float64, eigenvalues for every order."""
+    t = t.astype(np.float64)
+
+    def gram(v):
+        s = silverman(v) if sigma == "silverman" else sigma
+        k = np.exp(-cdist(v, v, "sqeuclidean") / (2 * s * s))
+        return k / np.trace(k)
+
+    def entropy(a):
+        lam = np.clip(np.linalg.eigvalsh(a), 0, None)
+        if alpha == 1:
+            lam = lam[lam > 0]
+            return -np.sum(lam * np.log2(lam))
+        return np.log2(np.sum(lam ** alpha)) / (1 - alpha)
+
+    def mi(a, b):
+        joint = a * b
+        return entropy(a) + entropy(b) - entropy(joint / np.trace(joint))
+
+    a_t = gram(t)
+    a_y = (y[:, None] == y[None, :]).astype(np.float64)
+    a_y /= np.trace(a_y)
+    a_x = np.eye(len(t)) / len(t) if x is None else gram(x.astype(np.float64))
+    return mi(a_x, a_t), mi(a_y, a_t)
+
+
+@pytest.mark.parametrize("alpha", [2.0, 1.0, 0.5, 3.0])
+@pytest.mark.parametrize("with_x", [True, False])
+def test_matrix_renyi_matches_float64_eigenvalues(alpha, with_x):
+    for seed, scale, classes in [(0, 1.0, 2), (1, 4.0, 3)]:
+        t, x, y = layer_and_inputs(seed, n=300, scale=scale, classes=classes)
+        got = mutual_information(t, y, "matrix-renyi", x=x if with_x else None,
+                                 renyi_alpha=alpha)
+        want = numpy_renyi(t, y, x if with_x else None, alpha)
+        np.testing.assert_allclose(got, want, atol=RENYI_TOL, err_msg=f"seed {seed}")
+
+
+@pytest.mark.parametrize("width,scale", [(64, 10.0), (512, 1.0)])
+def test_matrix_renyi_wide_layers_and_fixed_sigma(width, scale):
+    rng = np.random.default_rng(width)
+    t = np.maximum(scale * rng.normal(size=(256, width)), 0).astype(np.float32)
+    y = rng.integers(0, 3, 256).astype(np.int32)
+    for sigma in ("silverman", 5.0 * scale):
+        got = mutual_information(t, y, "matrix-renyi", renyi_sigma=sigma)
+        np.testing.assert_allclose(got, numpy_renyi(t, y, None, 2.0, sigma), atol=RENYI_TOL)
+
+
+def test_matrix_renyi_closed_forms():
+    """Far-apart distinct points: A = I / N, S_2 = log2 N. A layer that is a function of the
+    label alone (classes far apart, rows of a class equal): A_T = A_Y, so I(T;Y) = S_2(A_Y),
+    the Rényi-2 entropy -log2 sum p_c^2 of the label frequencies; and I(X;T) = S_2(A_T) too."""
+    n = 300
+    y = (np.arange(n) % 3 == 0).astype(np.int32) + (np.arange(n) % 7 == 0)
+    far = (np.arange(n, dtype=np.float32) * 100.0)[:, None]
+    ixt, _ = mutual_information(far, y, "matrix-renyi", renyi_sigma=1.0)
+    assert float(ixt) == pytest.approx(np.log2(n), abs=1e-4)
+    p = np.bincount(y) / n
+    renyi2 = -np.log2(np.sum(p ** 2))
+    by_label = (y[:, None] * 100.0).astype(np.float32)
+    for alpha in (2.0, 0.5):
+        ixt, ity = mutual_information(by_label, y, "matrix-renyi", renyi_sigma=1.0,
+                                      renyi_alpha=alpha)
+        want = renyi2 if alpha == 2.0 else np.log2(np.sum(p ** alpha)) / (1 - alpha)
+        # a < 1 raises float32 eigenvalue noise of the rank-3 matrix to the power a (0.003)
+        tol = 1e-4 if alpha == 2.0 else 5e-3
+        assert float(ity) == pytest.approx(want, abs=tol)
+        assert float(ixt) == pytest.approx(want, abs=tol)
+
+
+# ----------------------------------------------------------------- knn reference
+
+
+def numpy_knn(t, y, x, k):
+    """Ross (2014) and Kraskov et al. (2004, algorithm 1), float64, with cKDTree (max-norm)."""
+    t = np.asarray(jitter(jnp.asarray(t.T), 0)).T.astype(np.float64)
+    x = np.asarray(jitter(jnp.asarray(x.T), 1)).T.astype(np.float64)
+    n = len(t)
+    tree = cKDTree(t)
+    # Ross: k-th neighbour within the class, then all rows within that radius
+    radius = np.empty(n)
+    class_size = np.empty(n)
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        dist, _ = cKDTree(t[members]).query(t[members], k=k + 1, p=np.inf)
+        radius[members] = dist[:, -1]
+        class_size[members] = len(members)
+    within = np.array([len(tree.query_ball_point(t[i], radius[i], p=np.inf)) - 1
+                       for i in range(n)])
+    ity = digamma(n) - digamma(class_size).mean() + digamma(k) - digamma(within).mean()
+    # KSG algorithm 1
+    joint = np.concatenate([x, t], axis=1)
+    eps = cKDTree(joint).query(joint, k=k + 1, p=np.inf)[0][:, -1]
+    tree_x = cKDTree(x)
+    n_x = np.array([len(tree_x.query_ball_point(x[i], np.nextafter(eps[i], 0), p=np.inf)) - 1
+                    for i in range(n)])
+    n_t = np.array([len(tree.query_ball_point(t[i], np.nextafter(eps[i], 0), p=np.inf)) - 1
+                    for i in range(n)])
+    ixt = digamma(k) + digamma(n) - (digamma(n_x + 1) + digamma(n_t + 1)).mean()
+    return ixt / np.log(2), ity / np.log(2)
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_knn_matches_ckdtree_reference(k):
+    for seed, scale, classes in [(2, 1.0, 2), (3, 5.0, 3)]:
+        t, x, y = layer_and_inputs(seed, n=500, scale=scale, classes=classes)
+        got = mutual_information(t, y, "knn", x=x, knn_k=k)
+        np.testing.assert_allclose(got, numpy_knn(t, y, x, k), atol=KNN_TOL,
+                                   err_msg=f"seed {seed}")
+
+
+def test_knn_ties_of_binary_inputs_and_saturated_units():
+    """The paper's binary inputs (max-norm distances 0 or 1) and tanh units at exactly +-1:
+    the seeded jitter breaks the ties, as in the reference."""
+    data = ibjax.load_var_u()
+    rows = np.random.default_rng(4).choice(4096, 512, replace=False)
+    x, y = data.x[rows].astype(np.float32), data.y[rows]
+    t = np.tanh(20.0 * (x[:, :3] - 0.5)).astype(np.float32)  # saturated: exactly +-1
+    assert (np.abs(t) == 1.0).all()
+    got = mutual_information(t, y, "knn", x=x)
+    np.testing.assert_allclose(got, numpy_knn(t, y, x, 3), atol=KNN_TOL)
+
+
+def test_knn_on_gaussians_approaches_the_closed_form():
+    """Correlated Gaussians: I = -0.5 log2(1 - rho^2); KSG's bias at N = 2000, k = 3 is within
+    0.03 bits here (Kraskov et al., fig. 4). Independent ones: about 0."""
+    rng = np.random.default_rng(5)
+    n, rho = 2000, 0.9
+    x = rng.normal(size=(n, 1))
+    t = rho * x + np.sqrt(1 - rho ** 2) * rng.normal(size=(n, 1))
+    y = (rng.random(n) < 0.5).astype(np.int32)
+    ixt, ity = mutual_information(t.astype(np.float32), y, "knn", x=x.astype(np.float32))
+    assert float(ixt) == pytest.approx(-0.5 * np.log2(1 - rho ** 2), abs=0.03)
+    assert abs(float(ity)) < 0.03  # labels independent of t
+    ixt0, _ = mutual_information(rng.normal(size=(n, 1)).astype(np.float32), y, "knn",
+                                 x=x.astype(np.float32))
+    assert abs(float(ixt0)) < 0.03
+
+
+def test_knn_small_classes_are_refused_or_nan_when_traced():
+    t, x, y = layer_and_inputs(6, n=100)
+    y = y.copy()
+    y[:3] = 7  # a class of 3 rows
+    with pytest.raises(MIError, match="knn_k=3 needs more than 3 rows in every class; class 7"):
+        mutual_information(t, y, "knn", x=x)
+    ixt, ity = jax.jit(lambda y: ibjax.mi.estimate([t], y, ("knn",), x=x))(y)
+    assert np.isnan(ity).all() and np.isfinite(ixt).all()
+    ixt, ity = mutual_information(t, y, "knn", x=x, knn_k=2)
+    assert np.isfinite([ixt, ity]).all()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"estimator": "knn"}, "estimator 'knn' needs x"),
+    ({"estimator": "knn", "knn_k": 0}, r"knn_k must be an integer in \[1, 1024\]"),
+    ({"estimator": "matrix-renyi", "renyi_alpha": 0.0}, "renyi_alpha must be a positive"),
+    ({"estimator": "matrix-renyi", "renyi_alpha": 101.0}, r"renyi_alpha must be in \(0, 100\]"),
+    ({"estimator": "matrix-renyi", "renyi_sigma": -1.0}, "renyi_sigma must be a positive"),
+    ({"estimator": "matrix-renyi", "renyi_sigma": "scott"}, "renyi_sigma must be 'silverman'"),
+    ({"estimator": "matrix-renyi", "x": np.zeros((5, 2))}, "y must have shape"),
+])
+def test_bad_settings_are_named(kwargs, match):
+    t, _, y = layer_and_inputs(7, n=64)
+    with pytest.raises(MIError, match=match):
+        mutual_information(t, y, **kwargs)
+
+
+def test_new_estimators_under_jit_and_vmap_with_other_estimators():
+    rng = np.random.default_rng(8)
+    n, names = 256, ("binning", "matrix-renyi", "knn", "kde-upper")
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    layers = [np.tanh(rng.normal(size=(2, n, 3)) + x[None, :, :1]).astype(np.float32),
+              np.tanh(rng.normal(size=(2, n, 5))).astype(np.float32)]
+    y = (x[:, 0] > 0).astype(np.int32)
+    ixt, ity = jax.jit(jax.vmap(lambda ls: ibjax.mi.estimate(ls, y, names, x=x)))(layers)
+    for s in range(2):
+        for e, name in enumerate(names):
+            for k, layer in enumerate(layers):
+                want = mutual_information(layer[s], y, name, x=x)
+                np.testing.assert_allclose([ixt[s, e, k], ity[s, e, k]], want, atol=1e-5,
+                                           err_msg=f"seed {s} {name} layer {k}")
