@@ -80,6 +80,16 @@ def _bin_range(text: str) -> tuple[float, float] | str:
     return lo, hi
 
 
+def _renyi_sigma(text: str) -> str | float:
+    if text == "silverman":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--renyi-sigma takes silverman or a number > 0; got {text!r}") from None
+
+
 def _data(text: str) -> str:
     if text in DATASETS and not Path(text).exists():
         return text
@@ -253,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="bin width of the binning-width estimator (0.07)")
     run.add_argument("--kde-variance", type=float, dest="kde_variance",
                      help="noise variance of the KDE bounds (1e-3)")
+    run.add_argument("--renyi-alpha", type=float, dest="renyi_alpha",
+                     help="order of the matrix-renyi estimator (2; other orders take "
+                          "eigenvalues: use --mi-samples of a few hundred)")
+    run.add_argument("--renyi-sigma", type=_renyi_sigma, dest="renyi_sigma",
+                     help="kernel width of matrix-renyi: silverman (default, per layer) or a "
+                          "number")
+    run.add_argument("--knn-k", type=int, dest="knn_k",
+                     help="neighbours of the knn estimator (3)")
     run.add_argument("--snapshots", type=_snapshots,
                      help="log (default), log:N, every:K or a list of epochs")
     run.add_argument("--layer-product", dest="layer_product", choices=LAYER_PRODUCTS,
@@ -339,7 +357,8 @@ def _animation_flags(parser: argparse.ArgumentParser) -> None:
 
 CONFIG_FLAGS = ("seed", "model", "hidden", "activation", "optimizer", "learning_rate", "batch_size",
                 "train_fraction", "split", "shuffle", "num_bins", "bin_range", "snapshots",
-                "estimators", "bin_width", "kde_variance", "dataset", "mi_samples",
+                "estimators", "bin_width", "kde_variance", "renyi_alpha", "renyi_sigma",
+                "knn_k", "dataset", "mi_samples",
                 "layer_product")
 
 

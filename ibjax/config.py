@@ -61,9 +61,9 @@ class Config:
       shuffle: reshuffle the training set before every epoch (per seed). ``False`` gives the
         authors' contiguous, unshuffled batches.
       estimators: names of the mutual-information estimators computed at every snapshot, in
-        the same compiled program (see :mod:`ibjax.estimators`): ``binning`` (the paper's),
-        ``binning-width``, ``equal-mass``, ``kde-upper``, ``kde-lower``. Results gain an
-        ``estimator`` dimension in this order.
+        the same compiled program (see :mod:`ibjax.mi`): ``binning`` (the paper's),
+        ``binning-width``, ``equal-mass``, ``kde-upper``, ``kde-lower``, ``matrix-renyi``,
+        ``knn``. Results gain an ``estimator`` dimension in this order.
       num_bins: number of bin *edges* for ``binning`` (the paper's 30); bins per neuron for
         ``equal-mass``.
       bin_range: ``(lo, hi)`` of the ``binning`` edges; ``"layer"``: each layer's own
@@ -72,6 +72,12 @@ class Config:
         (a fixed ``(-1, 1)`` would put every value above 1 into one bin).
       bin_width: bin width of ``binning-width`` (Saxe et al. used 0.07 on this task).
       kde_variance: noise variance s2 of the KDE bounds (Saxe et al.: 1e-3 on this task).
+      renyi_alpha: order of ``matrix-renyi`` (2: no eigenvalues, O(N^2 d) in row blocks; any
+        other order in (0, 100] takes eigenvalues of N x N matrices, so measure on a few
+        hundred rows with ``mi_samples``).
+      renyi_sigma: kernel width of ``matrix-renyi``: ``"silverman"`` (per layer and for the
+        inputs, from their spread) or a number used for layers and inputs alike.
+      knn_k: neighbours of ``knn`` (3); every class of the MI rows needs more rows than this.
       snapshots: when to measure: ``"log"`` (the authors' 400-point log-2 schedule, 274 epochs
         for 8000), ``"log:N"`` (N points), ``"every:K"`` (epochs 0, K, 2K, ... <= num_epochs;
         at most ``MAX_SNAPSHOTS``), or an explicit tuple of epochs in ``[0, num_epochs]``.
@@ -112,6 +118,9 @@ class Config:
     estimators: tuple[str, ...] = ("binning",)
     bin_width: float = 0.07
     kde_variance: float = 1e-3
+    renyi_alpha: float = 2.0
+    renyi_sigma: str | float = "silverman"
+    knn_k: int = 3
     mi_samples: str | int = "all"
     layer_product: str = "auto"
 
@@ -180,7 +189,7 @@ class Config:
     def estimator_settings(self) -> Settings:
         """The :class:`ibjax.mi.Settings` of this run."""
         return Settings(self.num_bins, self.resolved_bin_range, self.bin_width,
-                        self.kde_variance)
+                        self.kde_variance, self.renyi_alpha, self.renyi_sigma, self.knn_k)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

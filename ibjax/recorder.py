@@ -39,6 +39,7 @@ import numpy as np
 from ibjax.config import Config, ConfigError, snapshot_epochs
 from ibjax.mi import MIError
 from ibjax.mi import estimate as estimate_mi
+from ibjax.mi._estimators import check_knn_classes
 
 
 class RecorderState(NamedTuple):
@@ -96,10 +97,12 @@ class Recorder(NamedTuple):
 
 
 def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] = ("binning",),
-                  *, layer_names: Sequence[str], num_epochs: int | None = None,
+                  *, layer_names: Sequence[str], x=None, num_epochs: int | None = None,
                   num_bins: int = 30, bin_range: tuple[float, float] | str = (-1.0, 1.0),
                   bin_width: float = 0.07, kde_variance: float = 1e-3,
-                  model_name: str = "model", data_name: str = "data") -> Recorder:
+                  renyi_alpha: float = 2.0, renyi_sigma: str | float = "silverman",
+                  knn_k: int = 3, model_name: str = "model",
+                  data_name: str = "data") -> Recorder:
     """A :class:`Recorder` (built on the host; its ``init``/``record`` are pure).
 
     Args:
@@ -108,9 +111,11 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
       y: ``[N]`` integer labels of the rows the layers are measured on (the MI rows).
       estimators: names from :data:`ibjax.mi.ESTIMATORS`.
       layer_names: one name per measured layer, input to output (their number is L).
+      x: optional ``[N, ...]`` inputs of the MI rows, for the estimators that compare a layer
+        with its inputs (``matrix-renyi``; ``knn`` requires them). Kept on the device.
       num_epochs: the run's length (required with a schedule name; default the last snapshot).
-      num_bins, bin_range, bin_width, kde_variance: estimator settings, see
-        :func:`ibjax.mi.estimate`.
+      num_bins, bin_range, bin_width, kde_variance, renyi_alpha, renyi_sigma, knn_k: estimator
+        settings, see :func:`ibjax.mi.estimate`.
       model_name, data_name: stored in the results' configuration as ``model="own:NAME"`` and
         ``dataset="arrays:NAME"``.
 
@@ -144,6 +149,7 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
                     estimators=tuple(estimators) if not isinstance(estimators, str) else (
                         estimators,),
                     num_bins=num_bins, bin_width=bin_width, kde_variance=kde_variance,
+                    renyi_alpha=renyi_alpha, renyi_sigma=renyi_sigma, knn_k=knn_k,
                     bin_range=bin_range if isinstance(bin_range, str) else tuple(bin_range))
     config.validate()  # the estimator settings, named
     if config.bin_range == "auto":
@@ -152,6 +158,21 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
     settings = config.estimator_settings()
     names = config.estimators
     y_device = jnp.asarray(labels, jnp.int32)
+    x_device = None
+    if x is not None:
+        x_host = np.asarray(x)
+        if x_host.ndim < 2 or x_host.shape[0] != labels.size or not (
+                np.issubdtype(x_host.dtype, np.number)):
+            raise ConfigError(f"x must be [N, ...] numeric inputs of the {labels.size} MI rows, "
+                              f"got shape {x_host.shape}, dtype {x_host.dtype}")
+        x_device = jnp.asarray(x_host.reshape(labels.size, -1), jnp.float32)
+    elif "knn" in config.estimators:
+        raise ConfigError("estimator 'knn' needs x, the [N, ...] inputs of the MI rows")
+    if "knn" in config.estimators:
+        try:
+            check_knn_classes(labels, config.knn_k)
+        except MIError as err:
+            raise ConfigError(str(err)) from None
     num_classes = int(np.unique(labels).size)
     dense = labels.min() >= 0 and labels.max() < num_classes  # labels 0..C-1: faster path
     epochs_device = jnp.asarray(epochs, jnp.int32)
@@ -174,9 +195,11 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
                               f"layer_names), got {type(layers).__name__} of "
                               f"{len(layers) if isinstance(layers, (list, tuple)) else '?'}")
         try:
-            return estimate_mi(layers, y_device, names, num_bins=settings.num_bins,
+            return estimate_mi(layers, y_device, names, x=x_device, num_bins=settings.num_bins,
                                bin_range=settings.bin_range, bin_width=settings.bin_width,
                                kde_variance=settings.kde_variance,
+                               renyi_alpha=settings.renyi_alpha,
+                               renyi_sigma=settings.renyi_sigma, knn_k=settings.knn_k,
                                num_classes=num_classes if dense else None)
         except MIError as err:
             raise ConfigError(str(err)) from None

@@ -34,9 +34,18 @@ from ibjax.memory import (
     networks_per_chunk,
     program_bytes,
 )
+from ibjax.mi._estimators import check_knn_classes
 from ibjax.plan import Plan, make_plan
 from ibjax.segment import batched_steps, grouped_steps, num_training_groups, training_group_size
-from ibjax.train import DataSpec, Measurement, Steps, Trainer, data_spec, make_trainer
+from ibjax.train import (
+    DataSpec,
+    Measurement,
+    Steps,
+    Trainer,
+    data_spec,
+    make_trainer,
+    mi_sample_rows,
+)
 
 # Counts traces of the segment program; a test checks that a second run does not retrace.
 TRACE_COUNT = {"segment": 0}
@@ -137,6 +146,30 @@ class RunInterrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
+MAX_EIGENVALUE_ROWS = 2048
+"""Most MI rows for ``matrix-renyi`` of an order other than 2: it takes the eigenvalues of N x N
+matrices for every layer and network at every snapshot (O(N^2) memory, O(N^3) time)."""
+
+
+def _check_estimators_fit_the_rows(config: Config, dataset: Dataset) -> None:
+    """Refuses, before compiling, estimator settings that the MI rows cannot serve: ``knn_k``
+    not below a class's size; ``matrix-renyi`` by eigenvalues on too many rows."""
+    num_test = 0 if dataset.x_test is None else len(dataset.x_test)
+    rows = mi_sample_rows(config.mi_samples, len(dataset.x), num_test)
+    if "knn" in config.estimators:
+        labels = dataset.y if dataset.y_test is None else np.concatenate([dataset.y,
+                                                                         dataset.y_test])
+        check_knn_classes(labels if rows is None else labels[rows], config.knn_k,
+                          error=ConfigError)
+    num_rows = len(dataset.x) + num_test if rows is None else rows.size
+    if ("matrix-renyi" in config.estimators and config.renyi_alpha != 2.0
+            and num_rows > MAX_EIGENVALUE_ROWS):
+        raise ConfigError(
+            f"renyi_alpha={config.renyi_alpha:g} takes eigenvalues of {num_rows} x {num_rows} "
+            f"matrices per layer and network at every snapshot; measure on at most "
+            f"{MAX_EIGENVALUE_ROWS} rows (mi_samples, --mi-samples), or use renyi_alpha=2")
+
+
 def run(config: Config, progress: Callable[[Progress], None] | None = None,
         seeds: Sequence[int] | None = None,
         devices: Sequence[jax.Device] | None = None,
@@ -235,6 +268,7 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
                 f"{checkpoint_path} belongs to another run (config or seeds differ)")
     devices = tuple(jax.local_devices() if devices is None else devices)
     check_network_fits(config, dataset, devices)
+    _check_estimators_fit_the_rows(config, dataset)
     num_devices = len(devices)
     # One network per (seed, learning rate): network n has seed n // H and rate n % H.
     rate_values = np.asarray(config.learning_rates, np.float32)

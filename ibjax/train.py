@@ -362,7 +362,8 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
         elif not features_major:
             layers = [t.reshape(t.shape[0], -1).T for t in layers]
         y_mi = data.y if mi_rows is None else data.y[mi_rows]
-        mi = [estimate_columns(t, y_mi, spec.num_classes, estimators, settings)
+        x_mi = (data.x if mi_rows is None else data.x[mi_rows]).T  # [features, rows]
+        mi = [estimate_columns(t, y_mi, spec.num_classes, estimators, settings, x_mi)
               for t in layers]
         ixt = jnp.stack([m[0] for m in mi], axis=1)  # [estimator, layer]
         ity = jnp.stack([m[1] for m in mi], axis=1)

@@ -141,7 +141,7 @@ def numpy_knn(t, y, x, k):
     return ixt / np.log(2), ity / np.log(2)
 
 
-@pytest.mark.parametrize("k", [1, 3, 10])
+@pytest.mark.parametrize("k", [1, 3, 10, 20])  # 20: the top_k path
 def test_knn_matches_ckdtree_reference(k):
     for seed, scale, classes in [(2, 1.0, 2), (3, 5.0, 3)]:
         t, x, y = layer_and_inputs(seed, n=500, scale=scale, classes=classes)
@@ -219,3 +219,44 @@ def test_new_estimators_under_jit_and_vmap_with_other_estimators():
                 want = mutual_information(layer[s], y, name, x=x)
                 np.testing.assert_allclose([ixt[s, e, k], ity[s, e, k]], want, atol=1e-5,
                                            err_msg=f"seed {s} {name} layer {k}")
+
+
+def test_the_trainer_measures_against_the_mi_rows_inputs():
+    """In the trained program, matrix-renyi and knn see the inputs of the MI rows: each equals
+    a standalone call with x = those rows' inputs, next to the binning of the same program."""
+    from ibjax.config import Config
+    from ibjax.train import Steps, make_trainer, mi_sample_rows
+
+    data = ibjax.load_var_u()
+    names = ("binning", "matrix-renyi", "knn")
+    config = Config(num_seeds=1, hidden=(5, 3), num_epochs=3, snapshots=(0, 3),
+                    estimators=names, mi_samples=384, knn_k=4)
+    trainer = make_trainer(config, data)
+    state = trainer.init(jnp.asarray(0), jnp.asarray(4e-4))
+    steps = Steps(jnp.asarray([0, 3], jnp.int32), jnp.asarray([True, True]))
+    device_data = trainer.device_data(data)
+    state, measured = jax.jit(trainer.run_steps)(state, device_data, steps)
+    rows = mi_sample_rows(384, 4096, 0)
+    layers = trainer.layer_activations(state.params, device_data)
+    for e, name in enumerate(names):
+        for k, t in enumerate(layers):
+            want = mutual_information(np.asarray(t).T, data.y[rows], name, x=data.x[rows],
+                                      knn_k=4)
+            np.testing.assert_allclose([measured.ixt[1, e, k], measured.ity[1, e, k]], want,
+                                       atol=1e-5, err_msg=f"{name} layer {k}")
+
+
+def test_recorder_passes_its_inputs():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(200, 2, 3)).astype(np.float32)
+    y = (x[:, 0, 0] > 0).astype(np.int32)
+    layer = np.tanh(x.reshape(200, -1) @ rng.normal(size=(6, 4))).astype(np.float32)
+    recorder = ibjax.make_recorder((0,), y, ("matrix-renyi", "knn"), layer_names=("h",), x=x)
+    ixt, ity = recorder.measure([layer])
+    want = ibjax.mi.estimate([layer], y, ("matrix-renyi", "knn"), x=x)
+    np.testing.assert_allclose(ixt, want[0], atol=1e-6)
+    np.testing.assert_allclose(ity, want[1], atol=1e-6)
+    with pytest.raises(ibjax.ConfigError, match="'knn' needs x"):
+        ibjax.make_recorder((0,), y, ("knn",), layer_names=("h",))
+    with pytest.raises(ibjax.ConfigError, match="x must be"):
+        ibjax.make_recorder((0,), y, ("knn",), layer_names=("h",), x=x[:10])
