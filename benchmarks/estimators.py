@@ -2,9 +2,10 @@
 
     python benchmarks/estimators.py --seeds 16 --memory-seeds 100 --json results/estimators.json
 
-On the paper network (12-10-7-5-4-3-2, tanh, N = 4096 inputs, all 6 layers measured), in one
-process: one compiled program per estimator measures every layer of ``--seeds`` networks
-(vmapped, as inside a run), and one compiled program trains them for an epoch. Compile time is
+On the paper network (12-10-7-5-4-3-2, tanh, N = 4096 inputs, all 6 layers measured; the
+inputs passed for matrix-renyi and knn), in one process: one compiled program per estimator
+measures every layer of ``--seeds`` networks (vmapped, as inside a run), and one compiled
+program trains them for an epoch. Compile time is
 reported apart; run times are the best of ``--repeats``. Then, in a subprocess, a full
 ``ibjax.run`` of ``--memory-seeds`` networks with both KDE bounds reports its peak resident
 memory (the N x N kernel is built in row blocks).
@@ -13,6 +14,7 @@ memory (the N x N kernel is built in row blocks).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -72,6 +74,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-seeds", type=int, default=100,
                         help="networks in the KDE peak-memory run (0 skips it)")
+    parser.add_argument("--eigen-rows", type=int, default=512,
+                        help="rows of the matrix-renyi row with an order other than 2")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     print("hardware:", json.dumps(hardware_info()))
@@ -90,14 +94,28 @@ def main() -> None:
                              repeats=args.repeats)
     rows.append({"what": "training, one epoch (8 minibatches)", "compile_s": compile_s,
                  "ms_per_seed": 1e3 * run_s / args.seeds})
+    x_columns = data.x.T  # the inputs of the rows, for matrix-renyi and knn
     for name in ESTIMATORS:
         def measure(state, name=name):
             layers = trainer.layer_activations(state.params, data)
-            return [estimate_columns(t, y, 2, (name,), settings) for t in layers]
+            return [estimate_columns(t, y, 2, (name,), settings, x_columns) for t in layers]
 
         compile_s, run_s = timed(jax.vmap(measure), states, repeats=args.repeats)
         rows.append({"what": f"{name}, one snapshot (6 layers)", "compile_s": compile_s,
                      "ms_per_seed": 1e3 * run_s / args.seeds})
+
+    # Other Renyi orders take eigenvalues of N x N matrices: on a subset of the rows.
+    subset = np.sort(np.random.default_rng(0).permutation(4096)[:args.eigen_rows])
+    eigen_settings = dataclasses.replace(settings, renyi_alpha=1.01)
+
+    def measure_eigen(state):
+        layers = trainer.layer_activations(state.params, data)
+        return [estimate_columns(t[:, subset], y[subset], 2, ("matrix-renyi",), eigen_settings,
+                                 x_columns[:, subset]) for t in layers]
+
+    compile_s, run_s = timed(jax.vmap(measure_eigen), states, repeats=args.repeats)
+    rows.append({"what": f"matrix-renyi a=1.01 (eigenvalues), {args.eigen_rows} rows",
+                 "compile_s": compile_s, "ms_per_seed": 1e3 * run_s / args.seeds})
 
     def measure_both(state):
         layers = trainer.layer_activations(state.params, data)
@@ -108,9 +126,9 @@ def main() -> None:
     rows.append({"what": "kde-upper + kde-lower together (one kernel pass)",
                  "compile_s": compile_s, "ms_per_seed": 1e3 * run_s / args.seeds})
     print(f"{args.seeds} seeds of the paper network, N = 4096, vmapped; best of {args.repeats}")
-    print(f"{'':52s} {'compile s':>10s} {'ms per seed':>12s}")
+    print(f"{'':56s} {'compile s':>10s} {'ms per seed':>12s}")
     for row in rows:
-        print(f"{row['what']:52s} {row['compile_s']:10.1f} {row['ms_per_seed']:12.2f}")
+        print(f"{row['what']:56s} {row['compile_s']:10.1f} {row['ms_per_seed']:12.2f}")
     memory = None
     if args.memory_seeds:
         memory = peak_memory_of_kde_run(args.memory_seeds)

@@ -271,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "number")
     run.add_argument("--knn-k", type=int, dest="knn_k",
                      help="neighbours of the knn estimator (3)")
+    run.add_argument("--null", action="store_true", default=None,
+                     help="also measure I(T;Y) against labels permuted once per seed (the "
+                          "null baseline, results variable ity_null), with every estimator")
     run.add_argument("--snapshots", type=_snapshots,
                      help="log (default), log:N, every:K or a list of epochs")
     run.add_argument("--layer-product", dest="layer_product", choices=LAYER_PRODUCTS,
@@ -358,7 +361,7 @@ def _animation_flags(parser: argparse.ArgumentParser) -> None:
 CONFIG_FLAGS = ("seed", "model", "hidden", "activation", "optimizer", "learning_rate", "batch_size",
                 "train_fraction", "split", "shuffle", "num_bins", "bin_range", "snapshots",
                 "estimators", "bin_width", "kde_variance", "renyi_alpha", "renyi_sigma",
-                "knn_k", "dataset", "mi_samples",
+                "knn_k", "null", "dataset", "mi_samples",
                 "layer_product")
 
 
@@ -578,6 +581,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     dataset = _flag_impossible_values(results_io.load(args.results))
     print(results_io.summary(dataset))
     print(phases.table(dataset))
+    if "ity_null" in dataset:
+        from ibjax import null
+
+        print(null.summary(dataset))
     return 0
 
 

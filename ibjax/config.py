@@ -78,6 +78,9 @@ class Config:
       renyi_sigma: kernel width of ``matrix-renyi``: ``"silverman"`` (per layer and for the
         inputs, from their spread) or a number used for layers and inputs alike.
       knn_k: neighbours of ``knn`` (3); every class of the MI rows needs more rows than this.
+      null: also measure, with every estimator, I(T;Y) against the MI rows' labels permuted
+        once per seed (results variable ``ity_null``): what an estimator reports for a layer
+        that carries no label information. Needs at least two classes.
       snapshots: when to measure: ``"log"`` (the authors' 400-point log-2 schedule, 274 epochs
         for 8000), ``"log:N"`` (N points), ``"every:K"`` (epochs 0, K, 2K, ... <= num_epochs;
         at most ``MAX_SNAPSHOTS``), or an explicit tuple of epochs in ``[0, num_epochs]``.
@@ -121,6 +124,7 @@ class Config:
     renyi_alpha: float = 2.0
     renyi_sigma: str | float = "silverman"
     knn_k: int = 3
+    null: bool = False
     mi_samples: str | int = "all"
     layer_product: str = "auto"
 
@@ -253,6 +257,8 @@ class Config:
             _check_positive_float("learning_rate", rate)
         if not isinstance(self.shuffle, bool):
             raise ConfigError(f"shuffle must be True or False, got {self.shuffle!r}")
+        if not isinstance(self.null, bool):
+            raise ConfigError(f"null must be True or False, got {self.null!r}")
         if self.train_fraction is not None and (isinstance(self.train_fraction, bool) or (
                 not isinstance(self.train_fraction, (int, float))) or (
                 not 0.0 < self.train_fraction <= 1.0)):

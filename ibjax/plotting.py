@@ -150,6 +150,44 @@ def accuracy_figure(results: xr.Dataset) -> Figure:
     return fig
 
 
+def null_gap_figure(results: xr.Dataset) -> Figure:
+    """I(T;Y) minus its label-shuffle null (:mod:`ibjax.null`) against epoch: one panel per
+    estimator, one line per layer, median over seeds with the 25-75% band; grey where the seeds
+    cannot tell I(T;Y) from the null (:func:`ibjax.null.indistinguishable`), bits."""
+    from ibjax import null
+
+    difference = null.gap(results)
+    mask = null.indistinguishable(results)
+    estimators = [str(e) for e in results["estimator"].values]
+    epochs = np.maximum(results["epoch"].values, 1)
+    fig = Figure(figsize=(1.0 + 4.6 * len(estimators), 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(estimators), squeeze=False)[0])
+    cmap = colormaps["plasma"]
+    num_layers = results.sizes["layer"]
+    for ax, estimator in zip(axes, estimators, strict=True):
+        part = difference.sel(estimator=estimator)
+        for i, name in enumerate(results["layer_name"].values):
+            values = part.isel(layer=i).transpose("seed", "epoch").values
+            with warnings.catch_warnings():  # snapshots never measured give NaN, silently
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low, mid, high = (np.nanquantile(values, q, axis=0) for q in (0.25, 0.5, 0.75))
+            color = cmap(i / max(num_layers - 1, 1) * 0.85)
+            ax.plot(epochs, mid, color=color, label=str(name), linewidth=1.2)
+            ax.fill_between(epochs, low, high, color=color, alpha=0.2)
+            same = mask.sel(estimator=estimator).isel(layer=i).transpose("epoch").values
+            ax.scatter(epochs[same], mid[same], color="0.6", s=8, zorder=3)
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.set_title(estimator, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("I(T;Y) - null [bits]")
+        if epochs.max() > 1:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, title="grey: indistinguishable", title_fontsize=7)
+    fig.suptitle(_title(results, "I(T;Y) above the label-shuffle null"), fontsize=10)
+    return fig
+
+
 def _say(ax, text: str) -> None:
     """A note in the middle of an empty panel."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9,
@@ -185,7 +223,8 @@ def skipped_figures(results: xr.Dataset) -> dict[str, str]:
 
 def plot_results(results: xr.Dataset | str | os.PathLike,
                  out_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Writes ``information_plane.png``, ``gradients.png`` and ``accuracy.png``.
+    """Writes ``information_plane.png``, ``gradients.png`` and ``accuracy.png``, and, for a
+    run with the null baseline (``ity_null``), ``null_gap.png`` (:func:`null_gap_figure`).
 
     With a ``learning_rate`` dimension, one set per rate, named ``information_plane_lr1e-4.png``
     and so on. A figure whose variables the file lacks is not drawn
@@ -228,8 +267,9 @@ def plot_results(results: xr.Dataset | str | os.PathLike,
     for suffix, part in parts:
         for name, make in (("information_plane", information_plane_figure),
                            ("gradients", gradients_figure),
-                           ("accuracy", accuracy_figure)):
-            if name in skipped:
+                           ("accuracy", accuracy_figure),
+                           ("null_gap", null_gap_figure)):
+            if name in skipped or (name == "null_gap" and "ity_null" not in part):
                 continue
             target = out_dir / f"{name}{suffix}.png"
             with atomic_path(target) as tmp:

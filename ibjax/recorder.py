@@ -265,8 +265,8 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
             raise ConfigError(f"seeds must be {num_seeds} distinct integers, one per network, "
                               f"got {seeds!r}")
         widths = tuple(int(w) for w in host.layer_widths.max(axis=0))
-        arrays = {name: getattr(host, name) for name in VARIABLES
-                  if name in ("ixt", "ity") or not np.isnan(getattr(host, name)).all()}
+        arrays = {name: getattr(host, name) for name in VARIABLES if hasattr(host, name) and (
+            name in ("ixt", "ity") or not np.isnan(getattr(host, name)).all())}
         details = {"mi_rows": int(labels.size), "num_classes": num_classes,
                    "recorded_by": "ibjax.make_recorder", **hardware_info(), **(info or {})}
         return results_dataset(config.replace(num_seeds=num_seeds), seeds, np.asarray(epochs),

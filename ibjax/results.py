@@ -30,6 +30,8 @@ VARIABLES = {
     # name: (dims, units, description)
     "ixt": (("seed", "epoch", "estimator", "layer"), "bits", "I(X;T)"),
     "ity": (("seed", "epoch", "estimator", "layer"), "bits", "I(T;Y)"),
+    "ity_null": (("seed", "epoch", "estimator", "layer"), "bits",
+                 "I(T;Y) against the labels permuted once per seed (null baseline)"),
     "grad_mean": (("seed", "epoch", "layer"), "1",
                   "norm of the mean weight gradient over the epoch's minibatches"),
     "grad_std": (("seed", "epoch", "layer"), "1",
@@ -39,6 +41,10 @@ VARIABLES = {
     "test_loss": (("seed", "epoch"), "nats", "mean cross-entropy on the test rows"),
     "test_accuracy": (("seed", "epoch"), "1", "accuracy on the test rows"),
 }
+
+
+OPTIONAL = ("ity_null",)
+"""Variables only some runs record (``ity_null``: with ``Config.null``)."""
 
 
 def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
@@ -217,7 +223,8 @@ def value_bounds(dataset: xr.Dataset) -> dict[str, tuple[float, float]]:
     max_bits = float(np.log2(num_rows)) if num_rows else 64.0
     classes = dataset.attrs.get("num_classes")
     label_bits = float(np.log2(classes)) if classes else max_bits
-    bounds = {"ixt": (0.0, max_bits), "ity": (-max_bits, label_bits)}
+    bounds = {"ixt": (0.0, max_bits), "ity": (-max_bits, label_bits),
+              "ity_null": (-max_bits, label_bits)}
     for name in ("grad_mean", "grad_std", "train_loss", "test_loss"):
         bounds[name] = (0.0, np.inf)
     for name in ("train_accuracy", "test_accuracy"):
@@ -262,7 +269,7 @@ def check_values(dataset: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
 def missing_variables(dataset: xr.Dataset) -> list[str]:
     """Variables of :data:`VARIABLES` that ``dataset`` lacks (a file from a user's own loop
     may hold only I(X;T) and I(T;Y))."""
-    return [name for name in VARIABLES if name not in dataset]
+    return [name for name in VARIABLES if name not in dataset and name not in OPTIONAL]
 
 
 def summary(dataset: xr.Dataset) -> str:

@@ -153,14 +153,19 @@ matrices for every layer and network at every snapshot (O(N^2) memory, O(N^3) ti
 
 def _check_estimators_fit_the_rows(config: Config, dataset: Dataset) -> None:
     """Refuses, before compiling, estimator settings that the MI rows cannot serve: ``knn_k``
-    not below a class's size; ``matrix-renyi`` by eigenvalues on too many rows."""
+    not below a class's size; a null baseline with one class; ``matrix-renyi`` by eigenvalues
+    on too many rows."""
     num_test = 0 if dataset.x_test is None else len(dataset.x_test)
     rows = mi_sample_rows(config.mi_samples, len(dataset.x), num_test)
+    labels = dataset.y if dataset.y_test is None else np.concatenate([dataset.y,
+                                                                     dataset.y_test])
+    labels = labels if rows is None else labels[rows]
     if "knn" in config.estimators:
-        labels = dataset.y if dataset.y_test is None else np.concatenate([dataset.y,
-                                                                         dataset.y_test])
-        check_knn_classes(labels if rows is None else labels[rows], config.knn_k,
-                          error=ConfigError)
+        check_knn_classes(labels, config.knn_k, error=ConfigError)
+    if config.null and np.unique(labels).size < 2:
+        raise ConfigError(f"null=True permutes the labels of the MI rows, which needs at least "
+                          f"two classes among them; mi_samples={config.mi_samples!r} gives "
+                          f"only class {labels[0]}")
     num_rows = len(dataset.x) + num_test if rows is None else rows.size
     if ("matrix-renyi" in config.estimators and config.renyi_alpha != 2.0
             and num_rows > MAX_EIGENVALUE_ROWS):
@@ -422,7 +427,7 @@ class _SegmentLoop:
         chunks = [m._asdict() for m in jax.device_get(measured)]
         self.collected.append({
             name: np.concatenate([c[name] for c in chunks])[: self.num_networks, keep]
-            for name in chunks[0]})
+            for name in chunks[0] if chunks[0][name] is not None})  # ity_null without null
         self.collected_through = segment + 1
         if self.progress is not None:
             self.progress(Progress(self.plan.epochs_after_segment(segment),

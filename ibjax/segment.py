@@ -79,10 +79,10 @@ def grouped_steps(trainer: Trainer, num_groups: int) -> SegmentFn:
             states, (grad_mean, grad_std) = jax.tree.map(
                 lambda a: a.reshape(num_groups * group, *a.shape[2:])[:num_networks],
                 (grouped, grad_stats))
-            ixt, ity, train_loss, train_acc, test_loss, test_acc = measure_all(states, data,
-                                                                               do_measure)
+            ixt, ity, ity_null, train_loss, train_acc, test_loss, test_acc = measure_all(
+                states, data, do_measure)
             return states, Measurement(ixt, ity, grad_mean, grad_std, train_loss, train_acc,
-                                       test_loss, test_acc)
+                                       test_loss, test_acc, ity_null)
 
         states, measured = jax.lax.scan(step, states, (steps.num_epochs, steps.measure))
         return states, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), measured)

@@ -68,6 +68,8 @@ class Measurement(NamedTuple):
       grad_std: ``[num_layers]`` sqrt of the mean squared deviation of the minibatch gradients.
       train_loss, test_loss: scalars, mean cross-entropy in nats (test NaN with no test set).
       train_accuracy, test_accuracy: scalars in [0, 1].
+      ity_null: with ``config.null``, ``[num_estimators, num_layers]`` I(T;Y) of the same layers
+        against the MI rows' labels permuted once per seed (a null baseline), bits; else None.
     """
 
     ixt: jax.Array
@@ -78,6 +80,12 @@ class Measurement(NamedTuple):
     train_accuracy: jax.Array
     test_loss: jax.Array
     test_accuracy: jax.Array
+    ity_null: jax.Array | None = None
+
+
+NULL_KEY_DATA = 2**32 - 1
+"""``fold_in(key_shuffle, NULL_KEY_DATA)`` permutes a seed's labels for the null baseline (the
+shuffles use the epochs, which are below 2**31)."""
 
 
 class Steps(NamedTuple):
@@ -150,7 +158,7 @@ class Trainer(NamedTuple):
         axis: for each step, ``train_steps`` then ``measure_if``.
       train_steps: ``train_steps(state, data, num_epochs) -> (state, (grad_mean, grad_std))``:
         the training half of a step (the gradient statistics are each ``[num_layers]``).
-      measure_if: ``measure_if(state, data, do_measure) -> (ixt, ity, train_loss,
+      measure_if: ``measure_if(state, data, do_measure) -> (ixt, ity, ity_null, train_loss,
         train_accuracy, test_loss, test_accuracy)``: the measuring half, NaNs when
         ``do_measure`` is False. Split so a caller can train seeds in small groups and measure
         them all at once.
@@ -369,6 +377,14 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
         ity = jnp.stack([m[1] for m in mi], axis=1)
         finite = jnp.stack([jnp.all(jnp.isfinite(t)) for t in layers])[None, :]
         ixt, ity = jnp.where(finite, ixt, jnp.nan), jnp.where(finite, ity, jnp.nan)
+        ity_null = None
+        if config.null:  # the same layers against labels permuted once per seed
+            key = jax.random.fold_in(state.key_shuffle, NULL_KEY_DATA)
+            y_null = y_mi[permutation(key, num_mi_rows)]
+            ity_null = jnp.stack([
+                estimate_columns(t, y_null, spec.num_classes, estimators, settings, x_mi)[1]
+                for t in layers], axis=1)
+            ity_null = jnp.where(finite, ity_null, jnp.nan)
         logits = logits.T if features_major else logits  # [rows, classes]
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, data.y)
         correct = (jnp.argmax(logits, axis=-1) == data.y).astype(jnp.float32)
@@ -378,12 +394,14 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
         def masked_mean(values, mask):
             return jnp.sum(jnp.where(mask, values, 0.0)) / jnp.sum(mask)
 
-        values = (ixt, ity, masked_mean(losses, train), masked_mean(correct, train),
+        values = (ixt, ity, ity_null, masked_mean(losses, train), masked_mean(correct, train),
                   masked_mean(losses, test), masked_mean(correct, test))
-        return tuple(jnp.where(state.diverged_at >= 0, jnp.nan, v) for v in values)
+        return tuple(None if v is None else jnp.where(state.diverged_at >= 0, jnp.nan, v)
+                     for v in values)
 
     nan_layers = jnp.full(num_layers, jnp.nan, jnp.float32)
     nan_mi = jnp.full((len(estimators), num_layers), jnp.nan, jnp.float32)
+    nan_null = nan_mi if config.null else None
     nan_scalar = jnp.asarray(jnp.nan, jnp.float32)
 
     def train_steps(state: TrainState, data: Data, num_epochs: jax.Array) -> tuple[
@@ -408,10 +426,12 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
     def measure_if(state: TrainState, data: Data, do_measure: jax.Array) -> tuple[
             jax.Array, ...]:
         """:func:`measure` when ``do_measure`` (a scalar bool shared by all seeds), else NaNs:
-        ``(ixt, ity, train_loss, train_accuracy, test_loss, test_accuracy)``."""
+        ``(ixt, ity, ity_null, train_loss, train_accuracy, test_loss, test_accuracy)``
+        (``ity_null`` None without ``config.null``)."""
         return jax.lax.cond(
             do_measure, measure,
-            lambda s, d: (nan_mi, nan_mi, nan_scalar, nan_scalar, nan_scalar, nan_scalar),
+            lambda s, d: (nan_mi, nan_mi, nan_null, nan_scalar, nan_scalar, nan_scalar,
+                          nan_scalar),
             state, data)
 
     def run_steps(state: TrainState, data: Data, steps: Steps) -> tuple[TrainState,
@@ -419,10 +439,10 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
         def run_step(state, step):
             num_epochs, do_measure = step
             state, (grad_mean, grad_std) = train_steps(state, data, num_epochs)
-            ixt, ity, train_loss, train_acc, test_loss, test_acc = measure_if(
+            ixt, ity, ity_null, train_loss, train_acc, test_loss, test_acc = measure_if(
                 state, data, do_measure)
             return state, Measurement(ixt, ity, grad_mean, grad_std, train_loss, train_acc,
-                                      test_loss, test_acc)
+                                      test_loss, test_acc, ity_null)
 
         return jax.lax.scan(run_step, state, (steps.num_epochs, steps.measure))
 

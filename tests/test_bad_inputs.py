@@ -83,6 +83,9 @@ CASES = [
     ("knn-k-class-size", lambda p: RUN + ["--estimators", "knn", "--data", npz(
         p, x=good_xy()[0], y=np.r_[np.zeros(60, int), np.ones(4, int)]), "--knn-k", "4",
         "--batch-size", "full"], "knn_k=4 needs more than 4 rows in every class; class 1"),
+    ("null-one-class-rows", lambda p: RUN + ["--null", "--mi-samples", "test", "--data", npz(
+        p, x=good_xy()[0], y=good_xy()[1], x_test=good_xy(8)[0], y_test=np.zeros(8, int)),
+        "--batch-size", "full"], "null=True permutes the labels of the MI rows"),
     ("renyi-eigen-rows", lambda p: RUN + ["--estimators", "matrix-renyi", "--renyi-alpha",
                                           "1.5"], "at most 2048 rows"),
     ("mi-samples-one", lambda p: ["run", "--mi-samples", "1"], "--mi-samples"),

@@ -8,8 +8,10 @@ and ``vmap``::
 
 Estimators (``ESTIMATORS``): the paper's binning (Shwartz-Ziv & Tishby 2017,
 https://arxiv.org/abs/1703.00810), fixed-width bins (Saxe et al. 2018), equal-mass bins
-(Chelombiev et al. 2019) and the KDE upper and lower bounds (Kolchinsky & Tracey 2017).
-Discrete states are counted exactly, in 32-bit arithmetic, without hashing.
+(Chelombiev et al. 2019), the KDE upper and lower bounds (Kolchinsky & Tracey 2017),
+matrix-based Rényi entropy (Giraldo et al. 2015) and k nearest neighbours (Ross 2014; Kraskov
+et al. 2004); the last two compare a layer with its inputs ``x``. Discrete states are counted
+exactly, in 32-bit arithmetic, without hashing.
 """
 
 from ibjax.mi._binning import bin_edges as bin_edges
