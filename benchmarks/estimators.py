@@ -103,6 +103,7 @@ def main() -> None:
         compile_s, run_s = timed(jax.vmap(measure), states, repeats=args.repeats)
         rows.append({"what": f"{name}, one snapshot (6 layers)", "compile_s": compile_s,
                      "ms_per_seed": 1e3 * run_s / args.seeds})
+        print(f"  {rows[-1]['what']}: {rows[-1]['ms_per_seed']:.2f} ms per seed", flush=True)
 
     # Other Renyi orders take eigenvalues of N x N matrices: on a subset of the rows.
     subset = np.sort(np.random.default_rng(0).permutation(4096)[:args.eigen_rows])

@@ -166,6 +166,10 @@ def null_gap_figure(results: xr.Dataset) -> Figure:
     num_layers = results.sizes["layer"]
     for ax, estimator in zip(axes, estimators, strict=True):
         part = difference.sel(estimator=estimator)
+        ax.set_title(estimator, fontsize=10)
+        if not np.isfinite(part.values).any():  # every network diverged, say
+            _say(ax, "no finite I(T;Y) or null values")
+            continue
         for i, name in enumerate(results["layer_name"].values):
             values = part.isel(layer=i).transpose("seed", "epoch").values
             with warnings.catch_warnings():  # snapshots never measured give NaN, silently
@@ -177,13 +181,13 @@ def null_gap_figure(results: xr.Dataset) -> Figure:
             same = mask.sel(estimator=estimator).isel(layer=i).transpose("epoch").values
             ax.scatter(epochs[same], mid[same], color="0.6", s=8, zorder=3)
         ax.axhline(0.0, color="black", linewidth=0.6)
-        ax.set_title(estimator, fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("I(T;Y) - null [bits]")
         if epochs.max() > 1:
             ax.set_xscale("log")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, title="grey: indistinguishable", title_fontsize=7)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7, title="grey: indistinguishable", title_fontsize=7)
     fig.suptitle(_title(results, "I(T;Y) above the label-shuffle null"), fontsize=10)
     return fig
 

@@ -61,19 +61,26 @@ ODD_FILES = {  # kind: (make, figures drawn, what plot says, what info says)
 }
 
 
+@pytest.mark.parametrize("null", [False, True])
 @pytest.mark.parametrize("kind", list(ODD_FILES))
-def test_plot_and_info_handle_every_results_file(kind, tmp_path, capsys):
+def test_plot_and_info_handle_every_results_file(kind, null, tmp_path, capsys):
     """All seeds diverged, one snapshot, a snapshot never measured, a file from a user's loop
-    without gradients or losses, a damaged value: figures are drawn from what is there, what
-    is missing or impossible is said in one line, and nothing crashes or warns."""
+    without gradients or losses, a damaged value, each with and without a null baseline:
+    figures are drawn from what is there, what is missing or impossible is said in one line,
+    and nothing crashes or warns."""
     make, num_figures, plot_note, info_note = ODD_FILES[kind]
-    path = save(make(), tmp_path / "results.nc")
+    dataset = make()
+    if null:  # the label-shuffle null beside I(T;Y), NaN where I(T;Y) is
+        dataset["ity_null"] = dataset["ity"] * 0.5
+        num_figures += 1
+    path = save(dataset, tmp_path / "results.nc")
     assert main(["plot", str(path)]) == 0
     out, err = capsys.readouterr()
     assert len(out.split()) == num_figures and plot_note in err and "Traceback" not in err
     assert main(["info", str(path)]) == 0
     out, err = capsys.readouterr()
     assert "softmax output" in out and info_note in err + out
+    assert ("label-shuffle null" in out) == null
     if kind == "flipped-bit":
         assert "2.46e+10" in err and "2.46e+10" not in out and "24600000000" not in out
 

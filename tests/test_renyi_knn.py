@@ -260,3 +260,23 @@ def test_recorder_passes_its_inputs():
         ibjax.make_recorder((0,), y, ("knn",), layer_names=("h",))
     with pytest.raises(ibjax.ConfigError, match="x must be"):
         ibjax.make_recorder((0,), y, ("knn",), layer_names=("h",), x=x[:10])
+
+
+def test_eigenvalue_orders_finish_with_several_layers_and_networks():
+    """jnp.linalg.eigvalsh hung XLA's CPU runtime (every thread idle) in a program with three
+    layers of four vmapped networks; the eigenvalue path must finish, in a fresh process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import jax, numpy as np, ibjax.mi\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.integers(0, 2, (512, 12)).astype(np.float32)\n"
+        "y = rng.integers(0, 2, 512)\n"
+        "layers = [np.tanh(rng.normal(size=(4, 512, w))).astype(np.float32) for w in (4, 5, 6)]\n"
+        "f = jax.jit(jax.vmap(lambda ls: ibjax.mi.estimate(ls, y, ('matrix-renyi',), x=x,\n"
+        "                                                  renyi_alpha=1.01)))\n"
+        "print(np.isfinite(np.asarray(f(layers)[0])).all())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]

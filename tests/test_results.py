@@ -8,14 +8,17 @@ from ibjax.config import Config
 from ibjax.results import VARIABLES, save, to_dataset
 
 
-def synthetic(num_seeds=3, num_epochs=5, widths=(4, 3, 2), estimators=("binning",)):
+def synthetic(num_seeds=3, num_epochs=5, widths=(4, 3, 2), estimators=("binning",),
+              null=False):
     rng = np.random.default_rng(0)
     arrays = {}
     for name, (dims, _, _) in VARIABLES.items():
+        if name == "ity_null" and not null:
+            continue
         shape = {"seed": num_seeds, "epoch": num_epochs, "layer": len(widths),
                  "estimator": len(estimators)}
         arrays[name] = rng.random([shape[d] for d in dims])
-    config = Config(num_seeds=num_seeds, hidden=widths[:-1], estimators=estimators)
+    config = Config(num_seeds=num_seeds, hidden=widths[:-1], estimators=estimators, null=null)
     return to_dataset(config, np.arange(num_seeds),
                       np.array([0, 1, 3, 7, 15])[:num_epochs], widths, arrays,
                       {"compile_s": 1.5, "device": "test"})

@@ -19,9 +19,12 @@ frequencies.
 
 ``a = 2`` needs no eigenvalues: ``sum lambda^2 = sum_ij A_ij^2`` (the Frobenius norm), and with
 unit diagonals ``tr K = N``, so each entropy is ``-log2(sum_ij K_ij^2 / N^2)``: one pass over
-row blocks of the pairwise distances, O(N^2 d) time and O(block N) memory. Other ``a`` build
-the N x N matrices and take their eigenvalues (``jnp.linalg.eigvalsh``): O(N^2) memory and
-O(N^3) time per layer and network; measure on a few hundred rows (``mi_samples``).
+row blocks of the pairwise distances, O(N^2 d) time and O(block N) memory, in-graph. Other
+``a`` build the N x N matrices and take their eigenvalues: O(N^2) memory and O(N^3) time per
+layer and network; measure on a few hundred rows (``mi_samples``). The eigenvalues come from
+numpy on the host (a ``jax.pure_callback``, float64), not from ``jnp.linalg.eigvalsh``, which
+sometimes hangs XLA's CPU runtime in programs holding several of them (see
+:func:`_host_eigvalsh`).
 
 Kernel width ``sigma``: ``"silverman"``, Silverman's rule of thumb per layer (and for the
 inputs), ``sigma = s (4 / (d + 2))^(1 / (d + 4)) N^(-1 / (d + 4))`` with ``s`` the root mean
@@ -37,6 +40,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ibjax.mi._distances import map_row_blocks, mean_over_rows, squared_distances
 
@@ -114,21 +118,38 @@ def _renyi2(t_columns, y, x_columns, sigma):
     return ixt.astype(jnp.float32), ity.astype(jnp.float32)
 
 
+def _host_eigvalsh(a: jax.Array) -> jax.Array:
+    """Eigenvalues of symmetric ``a[..., N, N]``, ascending, by numpy in float64 on the host.
+
+    Not ``jnp.linalg.eigvalsh``: on XLA's CPU backend (jax 0.10), a program holding several
+    batched ``eigvalsh`` calls beside other work sometimes never finishes (every thread idle;
+    reproduced with 3 layers x 4 networks of 512 rows). numpy's LAPACK runs outside XLA's
+    thread pool, and in float64. It is a host callback: the N x N matrices leave the device.
+    """
+    def eigvalsh(matrices):
+        values = np.linalg.eigvalsh(np.asarray(matrices, np.float64))
+        return values.astype(matrices.dtype)
+
+    shape = jax.ShapeDtypeStruct(a.shape[:-1], a.dtype)
+    return jax.pure_callback(eigvalsh, shape, a, vmap_method="expand_dims")
+
+
 def matrix_entropy(a: jax.Array, alpha: float) -> jax.Array:
-    """``S_a`` in bits of a symmetric positive semi-definite ``a[N, N]`` of unit trace.
+    """``S_a`` in bits of symmetric positive semi-definite matrices ``a[..., N, N]`` of unit
+    trace (any leading axes).
 
     Eigenvalues below ``eps * max(lambda)`` (float32's eps) are taken as 0: for ``a < 1`` the
     rounding noise of a low-rank matrix's zero eigenvalues, raised to the power a, adds up
     (0.016 bits off at a = 0.5, N = 300, rank 3; 0.003 with this floor). Orders below 1 are
     accurate to a few thousandths of a bit in float32, order 2 and above to float32 sums.
     """
-    eigenvalues = jnp.linalg.eigvalsh(a)
-    floor = jnp.finfo(a.dtype).eps * jnp.max(eigenvalues)
+    eigenvalues = _host_eigvalsh(a)
+    floor = jnp.finfo(a.dtype).eps * jnp.max(eigenvalues, axis=-1, keepdims=True)
     eigenvalues = jnp.where(eigenvalues > floor, eigenvalues, 0.0)
     if alpha == 1.0:
         logs = jnp.log2(jnp.where(eigenvalues > 0, eigenvalues, 1.0))
-        return -jnp.sum(eigenvalues * logs)
-    return jnp.log2(jnp.sum(eigenvalues ** alpha)) / (1.0 - alpha)
+        return -jnp.sum(eigenvalues * logs, axis=-1)
+    return jnp.log2(jnp.sum(eigenvalues ** alpha, axis=-1)) / (1.0 - alpha)
 
 
 def _gram(columns, sigma):
@@ -138,16 +159,16 @@ def _gram(columns, sigma):
     return kernel / jnp.trace(kernel)
 
 
-def _joint_entropy(a, b, alpha):
+def _joint(a, b):
     product = a * b
-    return matrix_entropy(product / jnp.trace(product), alpha)
+    return product / jnp.trace(product)
 
 
 def _renyi_eigen(t_columns, y, x_columns, alpha, sigma):
-    """Any ``a > 0`` by eigenvalues of the N x N matrices."""
+    """Any ``a > 0`` by eigenvalues of the N x N matrices, all of one layer in one batched
+    ``eigvalsh`` call."""
     num_rows = t_columns.shape[1]
     a_t = _gram(t_columns, sigma)
-    entropy_t = matrix_entropy(a_t, alpha)
     same = (y[:, None] == y[None, :]).astype(a_t.dtype)
     a_y = same / num_rows
     frequencies = jnp.sum(same, axis=1) / num_rows  # p(y_i), once per row: sum p^a over classes
@@ -155,10 +176,12 @@ def _renyi_eigen(t_columns, y, x_columns, alpha, sigma):
         entropy_y = -jnp.mean(jnp.log2(frequencies))
     else:
         entropy_y = jnp.log2(jnp.mean(frequencies ** (alpha - 1.0))) / (1.0 - alpha)
-    ity = entropy_y + entropy_t - _joint_entropy(a_y, a_t, alpha)
-    if x_columns is None:
-        ixt = entropy_t
-    else:
+    matrices = [a_t, _joint(a_y, a_t)]
+    if x_columns is not None:
         a_x = _gram(x_columns, sigma)
-        ixt = matrix_entropy(a_x, alpha) + entropy_t - _joint_entropy(a_x, a_t, alpha)
+        matrices += [a_x, _joint(a_x, a_t)]
+    entropies = matrix_entropy(jnp.stack(matrices), alpha)
+    entropy_t = entropies[0]
+    ity = entropy_y + entropy_t - entropies[1]
+    ixt = entropy_t if x_columns is None else entropies[2] + entropy_t - entropies[3]
     return ixt.astype(jnp.float32), ity.astype(jnp.float32)
