@@ -144,7 +144,9 @@ def animate_information_plane(results: xr.Dataset, path: str | os.PathLike,
 
     animation = FuncAnimation(fig, draw, frames=len(indices), blit=False)
     suffix = ".mp4" if writer_name == "ffmpeg" else ".gif"
-    target = Path(path).with_suffix(suffix)
+    path = Path(path)  # "information_plane_lr0.001" keeps its ".001": only .gif/.mp4 are replaced
+    target = path.with_suffix(suffix) if path.suffix.lower() in ("", ".gif", ".mp4") else (
+        path.with_name(path.name + suffix))
     writer = FFMpegWriter(fps=FPS) if writer_name == "ffmpeg" else PillowWriter(fps=FPS)
     with atomic_path(target) as tmp:
         # matplotlib picks the container from the name: keep the suffix on the temporary file.

@@ -482,7 +482,8 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
     print(f"ibjax: {config.num_seeds} seeds x {config.num_epochs} epochs, {config.model} "
           f"{config.activation} {hidden}, {config.optimizer} lr {config.learning_rate}, "
           f"batch {config.batch_size or 'full'}, split {config.split}, "
-          f"shuffle {config.shuffle}, estimators {','.join(config.estimators)}, data "
+          f"shuffle {config.shuffle}, estimators {','.join(config.estimators)}"
+          f"{' with the label-shuffle null' if config.null else ''}, data "
           f"{config.dataset.removeprefix('file:')}; compiling...", flush=True)
     start = time.perf_counter()
     try:

@@ -165,6 +165,8 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
                 np.issubdtype(x_host.dtype, np.number)):
             raise ConfigError(f"x must be [N, ...] numeric inputs of the {labels.size} MI rows, "
                               f"got shape {x_host.shape}, dtype {x_host.dtype}")
+        if not np.isfinite(x_host).all():
+            raise ConfigError("x must hold finite inputs of the MI rows; it holds NaN or inf")
         x_device = jnp.asarray(x_host.reshape(labels.size, -1), jnp.float32)
     elif "knn" in config.estimators:
         raise ConfigError("estimator 'knn' needs x, the [N, ...] inputs of the MI rows")

@@ -381,8 +381,8 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
         if config.null:  # the same layers against labels permuted once per seed
             key = jax.random.fold_in(state.key_shuffle, NULL_KEY_DATA)
             y_null = y_mi[permutation(key, num_mi_rows)]
-            ity_null = jnp.stack([
-                estimate_columns(t, y_null, spec.num_classes, estimators, settings, x_mi)[1]
+            ity_null = jnp.stack([  # without x: no estimator's I(T;Y) uses the inputs
+                estimate_columns(t, y_null, spec.num_classes, estimators, settings, None)[1]
                 for t in layers], axis=1)
             ity_null = jnp.where(finite, ity_null, jnp.nan)
         logits = logits.T if features_major else logits  # [rows, classes]

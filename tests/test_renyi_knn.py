@@ -197,7 +197,7 @@ def test_knn_small_classes_are_refused_or_nan_when_traced():
     ({"estimator": "matrix-renyi", "renyi_alpha": 101.0}, r"renyi_alpha must be in \(0, 100\]"),
     ({"estimator": "matrix-renyi", "renyi_sigma": -1.0}, "renyi_sigma must be a positive"),
     ({"estimator": "matrix-renyi", "renyi_sigma": "scott"}, "renyi_sigma must be 'silverman'"),
-    ({"estimator": "matrix-renyi", "x": np.zeros((5, 2))}, "y must have shape"),
+    ({"estimator": "matrix-renyi", "x": np.zeros((5, 2))}, "x has 5 rows and layers"),
 ])
 def test_bad_settings_are_named(kwargs, match):
     t, _, y = layer_and_inputs(7, n=64)
@@ -280,3 +280,56 @@ def test_eigenvalue_orders_finish_with_several_layers_and_networks():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_knn_is_invariant_to_each_features_offset_and_scale():
+    """Max-norm neighbourhoods would otherwise follow the units: inputs of 0-255 beside tanh
+    units left KSG's joint distance to the inputs alone (I(X;T) 1.34 -> 2e-6 bits at x * 10)."""
+    t, x, y = layer_and_inputs(10, n=400)
+    base = mutual_information(t, y, "knn", x=x)
+    scaled = mutual_information(t * np.float32(10) + 3, y, "knn",
+                                x=x * np.array([100, 1, 0.01], np.float32) - 7)
+    np.testing.assert_allclose(scaled, base, atol=1e-3)
+    assert float(base[0]) > 0.5
+
+
+def test_knn_breaks_the_ties_of_a_saturated_unit():
+    """tanh(7 + 0.5 z) takes a few hundred float32 values within 4e-6 of 1: with labels
+    independent of it, Ross's I(T;Y) is about 0 (it was -3.0 bits before standardising)."""
+    rng = np.random.default_rng(11)
+    z = rng.normal(size=(4096, 1))
+    t = np.tanh(7 + 0.5 * z).astype(np.float32)
+    y = rng.integers(0, 2, 4096)
+    _, ity = mutual_information(t, y, "knn", x=z.astype(np.float32))
+    assert abs(float(ity)) < 0.03
+
+
+def test_matrix_renyi_is_finite_for_large_orders_and_smooth_next_to_one():
+    t, x, y = layer_and_inputs(12, n=300)
+    for alpha in (30.0, 100.0):
+        got = mutual_information(t, y, "matrix-renyi", x=x, renyi_alpha=alpha)
+        assert np.isfinite(got).all(), alpha
+    np.testing.assert_allclose(mutual_information(t, y, "matrix-renyi", x=x, renyi_alpha=30.0),
+                               numpy_renyi(t, y, x, 30.0), atol=RENYI_TOL)
+    at_one = mutual_information(t, y, "matrix-renyi", x=x, renyi_alpha=1.0)
+    for alpha in (1.00001, 0.99999, 1.001):
+        np.testing.assert_allclose(
+            mutual_information(t, y, "matrix-renyi", x=x, renyi_alpha=alpha), at_one,
+            atol=2e-3, err_msg=str(alpha))
+
+
+@pytest.mark.parametrize("layer, x, match", [
+    (np.zeros((64, 0), np.float32), None, r"layers\[0\] has no units"),
+    (None, "nan", "x must hold finite inputs"),
+    (None, "short", "x has 10 rows and layers"),
+])
+def test_inputs_and_layers_that_would_give_silent_nonsense_are_refused(layer, x, match):
+    t, inputs, y = layer_and_inputs(13, n=64)
+    if x == "nan":
+        inputs = inputs.copy()
+        inputs[0, 0] = np.nan
+    elif x == "short":
+        inputs = inputs[:10]
+    with pytest.raises(MIError, match=match):
+        ibjax.mi.estimate([t if layer is None else layer], y, ("matrix-renyi", "knn"),
+                          x=inputs)

@@ -31,6 +31,7 @@ are in :mod:`ibjax.mi._kde`, the Rényi ones in :mod:`ibjax.mi._renyi`, the kNN 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -304,10 +305,20 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
             raise MIError(f"layers[{index}] has {shape[0]} rows and layers[0] "
                           f"{columns[0].shape[1]}: every layer needs one row per input")
         t, labels = _check_layer(f"layers[{index}]", layer, y, num_classes)
+        if math.prod(t.shape[1:]) == 0:
+            raise MIError(f"layers[{index}] has no units (shape {t.shape}); every layer needs "
+                          "at least one value per row")
         columns.append(t.reshape(t.shape[0], -1).T)
     x_columns = None
     if x is not None:
+        x_shape = getattr(x, "shape", None)
+        if x_shape and len(x_shape) >= 1 and x_shape[0] != columns[0].shape[1]:
+            raise MIError(f"x has {x_shape[0]} rows and layers[0] {columns[0].shape[1]}: x "
+                          "needs one row (the input) per row of the layers")
         x_array, _ = _check_layer("x", x, y, num_classes)
+        if not isinstance(x, jax.core.Tracer) and not np.isfinite(
+                np.asarray(x, np.float64)).all():
+            raise MIError("x must hold finite inputs; it holds NaN or inf")
         x_columns = x_array.reshape(x_array.shape[0], -1).T
     elif "knn" in names:
         raise MIError("estimator 'knn' needs x, the [N, ...] inputs of the rows (for "

@@ -22,18 +22,23 @@ Neighbour counts are exact (every pair, in row blocks: O(N^2 d) time, O(block N)
 nats converted to bits. Estimates are not clipped: small negative values are the estimator's
 bias around 0.
 
+Scale. Max-norm neighbourhoods depend on each feature's units (inputs of 0-255 beside tanh
+units in [-1, 1] would leave the joint distance to the inputs alone), so, as Kraskov et al. and
+``sklearn`` do, every feature of the layer and of the inputs is first standardised: centred and
+divided by its standard deviation over the rows (a constant feature is only centred). The
+estimates are therefore invariant to each feature's offset and scale.
+
 Ties. The estimators assume no two distances are equal; binary inputs such as the paper's have
 max-norm distances of only 0 and 1, and saturated tanh units sit at exactly +-1. As public kNN
-code does (Kraskov et al.'s; ``sklearn``), every value gets a fixed, seeded jitter
-``KNN_JITTER * s_d * z``, ``z ~ N(0, 1)`` per value, with ``s_d`` the standard deviation of
-feature ``d`` over the rows (1 for a constant feature) and ``KNN_JITTER = 1e-3``: a thousandth
-of each feature's spread, far below the data's resolution (1 for binary inputs; the paper's
-bins are 0.069 wide) and still thousands of float32 steps, so that float32 distances order the
-pairs as exact arithmetic would (a jitter of 1e-5 left near-ties that float32 and float64
-ordered differently: 0.014 bits apart on the paper's inputs). The jitter is the same in every
-call (key ``0`` for the layer, ``1`` for the inputs), so estimates are reproducible. A layer of
-one unit measured on thousands of rows has nearest neighbours about as close as the jitter;
-there the jitter is part of the estimate.
+code does (Kraskov et al.'s; ``sklearn``), every standardised value then gets a fixed, seeded
+jitter ``KNN_JITTER * z``, ``z ~ N(0, 1)``, with ``KNN_JITTER = 1e-3``: a thousandth of each
+feature's spread, far below the data's resolution (1 for binary inputs; the paper's bins are
+0.069 wide) and, on standardised values, thousands of float32 steps, so that float32 distances
+order the pairs as exact arithmetic would (a jitter of 1e-5 left near-ties that float32 and
+float64 ordered differently: 0.014 bits apart on the paper's inputs). The jitter is the same in
+every call (key ``0`` for the layer, ``1`` for the inputs), so estimates are reproducible. A
+layer of one unit measured on thousands of rows has nearest neighbours about as close as the
+jitter; there the jitter is part of the estimate.
 
 What KSG measures for a deterministic network. T = f(X) with X continuous has infinite
 I(X;T); here X is N distinct inputs, so the true I(X;T) = H(T) <= log2 N, and once T keeps the
@@ -58,12 +63,21 @@ KNN_JITTER = 1e-3
 LN2 = math.log(2.0)
 
 
+def standardise(columns: jax.Array) -> jax.Array:
+    """Each feature (row) of ``columns[d, N]`` centred and divided by its standard deviation
+    (1 for a constant feature), without overflow for values up to float32's largest."""
+    centred = columns - jnp.mean(columns, axis=1, keepdims=True)
+    largest = jnp.max(jnp.abs(centred), axis=1, keepdims=True)
+    largest = jnp.where(largest > 0, largest, 1.0)
+    scaled = centred / largest  # in [-1, 1]: its square cannot overflow
+    spread = jnp.sqrt(jnp.mean(scaled * scaled, axis=1, keepdims=True))
+    return scaled / jnp.where(spread > 0, spread, 1.0)
+
+
 def jitter(columns: jax.Array, stream: int) -> jax.Array:
-    """``columns[d, N]`` plus the fixed tie-breaking jitter of the module docstring."""
-    spread = jnp.std(columns, axis=1, keepdims=True)
-    scale = KNN_JITTER * jnp.where(spread > 0, spread, 1.0)
+    """``columns[d, N]`` standardised, plus the fixed tie-breaking jitter (module docstring)."""
     noise = jax.random.normal(jax.random.key(stream), columns.shape, columns.dtype)
-    return columns + scale * noise
+    return standardise(columns) + KNN_JITTER * noise
 
 
 SELECT_BY_MINIMA_UP_TO = 16  # larger k take lax.top_k (a sort: 25x slower at k = 3 on a CPU)

@@ -118,38 +118,57 @@ def _renyi2(t_columns, y, x_columns, sigma):
     return ixt.astype(jnp.float32), ity.astype(jnp.float32)
 
 
-def _host_eigvalsh(a: jax.Array) -> jax.Array:
-    """Eigenvalues of symmetric ``a[..., N, N]``, ascending, by numpy in float64 on the host.
-
-    Not ``jnp.linalg.eigvalsh``: on XLA's CPU backend (jax 0.10), a program holding several
-    batched ``eigvalsh`` calls beside other work sometimes never finishes (every thread idle;
-    reproduced with 3 layers x 4 networks of 512 rows). numpy's LAPACK runs outside XLA's
-    thread pool, and in float64. It is a host callback: the N x N matrices leave the device.
-    """
-    def eigvalsh(matrices):
-        values = np.linalg.eigvalsh(np.asarray(matrices, np.float64))
-        return values.astype(matrices.dtype)
-
-    shape = jax.ShapeDtypeStruct(a.shape[:-1], a.dtype)
-    return jax.pure_callback(eigvalsh, shape, a, vmap_method="expand_dims")
+def _entropies_on_host(matrices: np.ndarray, alpha: float) -> np.ndarray:
+    """``S_a`` in bits of symmetric PSD unit-trace ``matrices[..., N, N]``, in float64."""
+    eigenvalues = np.linalg.eigvalsh(np.asarray(matrices, np.float64))
+    floor = np.finfo(np.float32).eps * eigenvalues.max(axis=-1, keepdims=True)
+    positive = eigenvalues > floor
+    # Unit trace in float64: the float32 matrix's trace is 1 only to ~1e-7, an error that
+    # log(sum lambda^a) / (1 - a) would divide by 1 - a (0.01 bits at a = 1.00001).
+    eigenvalues = np.where(positive, eigenvalues, 0.0)
+    eigenvalues = eigenvalues / eigenvalues.sum(axis=-1, keepdims=True)
+    logs = np.log(np.where(positive, eigenvalues, 1.0))
+    if alpha == 1.0:
+        entropy = -np.sum(np.where(positive, eigenvalues * logs, 0.0), axis=-1)
+    else:  # log sum lambda^a as a log-sum-exp: no underflow for large a
+        powers = np.where(positive, alpha * logs, -np.inf)
+        top = powers.max(axis=-1, keepdims=True)
+        log_sum = top[..., 0] + np.log(np.sum(np.exp(powers - top), axis=-1))
+        entropy = log_sum / (1.0 - alpha)
+    return (entropy / np.log(2.0)).astype(matrices.dtype)
 
 
 def matrix_entropy(a: jax.Array, alpha: float) -> jax.Array:
     """``S_a`` in bits of symmetric positive semi-definite matrices ``a[..., N, N]`` of unit
-    trace (any leading axes).
+    trace (any leading axes), computed by numpy in float64 on the host.
 
-    Eigenvalues below ``eps * max(lambda)`` (float32's eps) are taken as 0: for ``a < 1`` the
-    rounding noise of a low-rank matrix's zero eigenvalues, raised to the power a, adds up
-    (0.016 bits off at a = 0.5, N = 300, rank 3; 0.003 with this floor). Orders below 1 are
-    accurate to a few thousandths of a bit in float32, order 2 and above to float32 sums.
+    Not ``jnp.linalg.eigvalsh``: on XLA's CPU backend (jax 0.10), a program holding several
+    batched ``eigvalsh`` calls beside other work sometimes never finished (every thread idle;
+    reproduced with 3 layers x 4 networks of 512 rows). numpy's LAPACK runs outside XLA's
+    thread pool, and float64 keeps ``log2(sum lambda^a) / (1 - a)`` accurate next to a = 1 and,
+    as a log-sum-exp, finite for large a. It is a host callback: the matrices leave the device.
+    Eigenvalues below ``eps * max(lambda)`` (float32's eps, the matrices' precision) count as
+    0: for ``a < 1`` the rounding noise of a low-rank matrix's zero eigenvalues, raised to the
+    power a, would add up (0.016 bits at a = 0.5, N = 300, rank 3; 0.003 with this floor).
     """
-    eigenvalues = _host_eigvalsh(a)
-    floor = jnp.finfo(a.dtype).eps * jnp.max(eigenvalues, axis=-1, keepdims=True)
-    eigenvalues = jnp.where(eigenvalues > floor, eigenvalues, 0.0)
+    shape = jax.ShapeDtypeStruct(a.shape[:-2], a.dtype)
+    return jax.pure_callback(lambda m: _entropies_on_host(m, alpha), shape, a,
+                             vmap_method="expand_dims")
+
+
+def _label_entropy(frequencies: jax.Array, alpha: float) -> jax.Array:
+    """Rényi entropy in bits of the labels, from each row's class frequency ``p(y_i)``:
+    ``log2(mean_i p_i^(a - 1)) / (1 - a)``, kept accurate next to a = 1 (``expm1``/``log1p``)
+    and finite for large a (log-sum-exp)."""
+    logs = jnp.log(frequencies)
     if alpha == 1.0:
-        logs = jnp.log2(jnp.where(eigenvalues > 0, eigenvalues, 1.0))
-        return -jnp.sum(eigenvalues * logs, axis=-1)
-    return jnp.log2(jnp.sum(eigenvalues ** alpha, axis=-1)) / (1.0 - alpha)
+        return -jnp.mean(logs) / math.log(2.0)
+    beta = alpha - 1.0
+    if abs(beta) < 0.01:
+        log_mean = jnp.log1p(jnp.mean(jnp.expm1(beta * logs)))
+    else:
+        log_mean = jax.nn.logsumexp(beta * logs) - math.log(frequencies.shape[0])
+    return log_mean / (1.0 - alpha) / math.log(2.0)
 
 
 def _gram(columns, sigma):
@@ -165,17 +184,12 @@ def _joint(a, b):
 
 
 def _renyi_eigen(t_columns, y, x_columns, alpha, sigma):
-    """Any ``a > 0`` by eigenvalues of the N x N matrices, all of one layer in one batched
-    ``eigvalsh`` call."""
+    """Any ``a > 0`` by eigenvalues of the N x N matrices, all of one layer in one host call."""
     num_rows = t_columns.shape[1]
     a_t = _gram(t_columns, sigma)
     same = (y[:, None] == y[None, :]).astype(a_t.dtype)
     a_y = same / num_rows
-    frequencies = jnp.sum(same, axis=1) / num_rows  # p(y_i), once per row: sum p^a over classes
-    if alpha == 1.0:
-        entropy_y = -jnp.mean(jnp.log2(frequencies))
-    else:
-        entropy_y = jnp.log2(jnp.mean(frequencies ** (alpha - 1.0))) / (1.0 - alpha)
+    entropy_y = _label_entropy(jnp.sum(same, axis=1) / num_rows, alpha)  # p(y_i) per row
     matrices = [a_t, _joint(a_y, a_t)]
     if x_columns is not None:
         a_x = _gram(x_columns, sigma)
