@@ -67,9 +67,10 @@ def test_table_and_figures_with_a_learning_rate_dimension(tmp_path):
     arrays = {name: rng.random([sizes[d] for d in dims])
               for name, (dims, _, _) in VARIABLES.items()}
     config = Config(num_seeds=3, hidden=(4, 3), learning_rate=(1e-3, 2e-3),
-                    estimators=("binning", "kde-upper"))
+                    estimators=("binning", "kde-upper"), null=True)  # arrays hold ity_null
     ds = to_dataset(config, np.arange(3), np.array([0, 1, 3, 7, 15]), (4, 3, 2), arrays, {})
     text = phases.table(ds)
     assert "learning_rate 0.001" in text and "learning_rate 0.002" in text
     assert text.count("kde-upper") == 6  # 3 layers x 2 rates
-    assert len(plot_results(ds, tmp_path)) == 6
+    written = sorted(path.name for path in plot_results(ds, tmp_path))
+    assert len(written) == 8 and "null_gap_lr0.001.png" in written  # 4 figures x 2 rates

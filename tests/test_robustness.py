@@ -31,6 +31,8 @@ def test_a_diverged_seed_is_flagged_and_does_not_touch_the_others():
     end, measured = run_steps(poisoned, data, steps)
     np.testing.assert_array_equal(np.asarray(end.diverged_at), [-1, 1, -1])
     for name, values in measured._asdict().items():
+        if values is None:  # ity_null without Config.null
+            continue
         values = np.asarray(values)
         assert np.isnan(values[1, 1:]).all(), name  # NaN, not garbage, after divergence
         np.testing.assert_array_equal(values[[0, 2]], np.asarray(getattr(clean, name))[[0, 2]])
