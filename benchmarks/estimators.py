@@ -3,7 +3,9 @@
     python benchmarks/estimators.py --seeds 16 --memory-seeds 100 --json results/estimators.json
 
 On the paper network (12-10-7-5-4-3-2, tanh, N = 4096 inputs, all 6 layers measured; the
-inputs passed for matrix-renyi and knn), in one process: one compiled program per estimator
+inputs passed for matrix-renyi and knn; ``exact`` counts the same float layers, all of whose
+rows are distinct, as a quantized layer's might be; ``noisy`` on ``m`` copies of each layer, as
+its cost depends only on the shapes), in one process: one compiled program per estimator
 measures every layer of ``--seeds`` networks (vmapped, as inside a run), and one compiled
 program trains them for an epoch. Compile time is
 reported apart; run times are the best of ``--repeats``. Then, in a subprocess, a full
@@ -79,7 +81,9 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     print("hardware:", json.dumps(hardware_info()))
-    config = ibjax.Config(num_seeds=args.seeds, estimators=tuple(ESTIMATORS))
+    plain = tuple(n for n in ESTIMATORS if n != "noisy")
+    config = ibjax.Config(num_seeds=args.seeds, noise_std=0.005,
+                          estimators=tuple(n for n in plain if n != "exact"))
     trainer = make_trainer(config, ibjax.load_var_u())
     data = trainer.device_data(ibjax.load_var_u())
     y = jnp.asarray(ibjax.load_var_u().y, jnp.int32)
@@ -95,7 +99,7 @@ def main() -> None:
     rows.append({"what": "training, one epoch (8 minibatches)", "compile_s": compile_s,
                  "ms_per_seed": 1e3 * run_s / args.seeds})
     x_columns = data.x.T  # the inputs of the rows, for matrix-renyi and knn
-    for name in ESTIMATORS:
+    for name in plain:
         def measure(state, name=name):
             layers = trainer.layer_activations(state.params, data)
             return [estimate_columns(t, y, 2, (name,), settings, x_columns) for t in layers]
@@ -103,6 +107,23 @@ def main() -> None:
         compile_s, run_s = timed(jax.vmap(measure), states, repeats=args.repeats)
         rows.append({"what": f"{name}, one snapshot (6 layers)", "compile_s": compile_s,
                      "ms_per_seed": 1e3 * run_s / args.seeds})
+        print(f"  {rows[-1]['what']}: {rows[-1]['ms_per_seed']:.2f} ms per seed", flush=True)
+
+    # noisy: m samples per row, N m points against N m centres (O((N m)^2 d) per layer)
+    for num_samples, num_rows in ((4, 1024), (1, 4096)):
+        subset = np.sort(np.random.default_rng(0).permutation(4096)[:num_rows])
+
+        def measure_noisy(state, m=num_samples, subset=subset):
+            layers = trainer.layer_activations(state.params, data)
+            key = jax.random.key(0)
+            return [estimate_columns(t[:, subset], y[subset], 2, ("noisy",), settings, None,
+                                     (jnp.broadcast_to(t[:, subset], (m, *t[:, subset].shape)),
+                                      jax.random.fold_in(key, i)))
+                    for i, t in enumerate(layers)]
+
+        compile_s, run_s = timed(jax.vmap(measure_noisy), states, repeats=args.repeats)
+        rows.append({"what": f"noisy, m={num_samples} samples, {num_rows} rows",
+                     "compile_s": compile_s, "ms_per_seed": 1e3 * run_s / args.seeds})
         print(f"  {rows[-1]['what']}: {rows[-1]['ms_per_seed']:.2f} ms per seed", flush=True)
 
     # Other Renyi orders take eigenvalues of N x N matrices: on a subset of the rows.

@@ -33,14 +33,14 @@ _EXPORTS = {
     "load": "ibjax.results", "save": "ibjax.results", "merge": "ibjax.results",
     "config_of": "ibjax.results",
     "plot_results": "ibjax.plotting",
-    "MLP": "ibjax.model", "CNN": "ibjax.model",
+    "MLP": "ibjax.model", "CNN": "ibjax.model", "quantize": "ibjax.quantization",
 }
 _MODULES = ("mi", "phases")
 
 __all__ = [
     "CNN", "MLP", "Config", "ConfigError", "Dataset", "config_of", "gradient_stats", "load",
     "load_digits", "load_file", "load_var_u", "make_dataset", "make_recorder", "make_trainer",
-    "merge", "mi", "phases", "plot_results", "run", "save", "snapshot_epochs",
+    "merge", "mi", "phases", "plot_results", "quantize", "run", "save", "snapshot_epochs",
 ]
 assert sorted(__all__) == sorted([*_EXPORTS, *_MODULES])
 

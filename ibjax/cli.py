@@ -271,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "number")
     run.add_argument("--knn-k", type=int, dest="knn_k",
                      help="neighbours of the knn estimator (3)")
+    run.add_argument("--quantize", type=int, metavar="K",
+                     help="train a quantized network: every hidden activation and the softmax "
+                          "output quantized to K bits (1-16), straight-through gradients; "
+                          "measure it exactly with --estimators exact")
+    run.add_argument("--noise-std", type=float, dest="noise_std", metavar="BETA",
+                     help="train a noise-injected network: N(0, BETA^2) noise on every hidden "
+                          "unit in training; measure it with --estimators noisy")
+    run.add_argument("--noise-samples", type=int, dest="noise_samples", metavar="M",
+                     help="noisy propagations of the MI rows per snapshot for the noisy "
+                          "estimator (8; cost grows as (rows x M)^2)")
     run.add_argument("--null", action="store_true", default=None,
                      help="also measure I(T;Y) against labels permuted once per seed (the "
                           "null baseline, results variable ity_null), with every estimator")
@@ -361,7 +371,8 @@ def _animation_flags(parser: argparse.ArgumentParser) -> None:
 CONFIG_FLAGS = ("seed", "model", "hidden", "activation", "optimizer", "learning_rate", "batch_size",
                 "train_fraction", "split", "shuffle", "num_bins", "bin_range", "snapshots",
                 "estimators", "bin_width", "kde_variance", "renyi_alpha", "renyi_sigma",
-                "knn_k", "null", "dataset", "mi_samples",
+                "knn_k", "quantize", "noise_std", "noise_samples", "null", "dataset",
+                "mi_samples",
                 "layer_product")
 
 
@@ -483,7 +494,9 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
           f"{config.activation} {hidden}, {config.optimizer} lr {config.learning_rate}, "
           f"batch {config.batch_size or 'full'}, split {config.split}, "
           f"shuffle {config.shuffle}, estimators {','.join(config.estimators)}"
-          f"{' with the label-shuffle null' if config.null else ''}, data "
+          f"{' with the label-shuffle null' if config.null else ''}"
+          f"{f', {config.quantize}-bit quantized' if config.quantize else ''}"
+          f"{f', noise std {config.noise_std:g}' if config.noise_std else ''}, data "
           f"{config.dataset.removeprefix('file:')}; compiling...", flush=True)
     start = time.perf_counter()
     try:

@@ -24,6 +24,8 @@ DEFAULT_HIDDEN = {"mlp": (10, 7, 5, 4, 3), "cnn": (8, 16, 32)}
 # digits reach a median test accuracy of 0.97 in 100 epochs, 0.89 with 512).
 DEFAULT_BATCH_SIZE = {"mlp": 512, "cnn": 128}
 ESTIMATOR_NAMES = tuple(ESTIMATORS)
+MAX_NOISE_SAMPLES = 1024
+"""Most noisy propagations per snapshot for the ``noisy`` estimator."""
 
 
 class ConfigError(ValueError):
@@ -63,7 +65,8 @@ class Config:
       estimators: names of the mutual-information estimators computed at every snapshot, in
         the same compiled program (see :mod:`ibjax.mi`): ``binning`` (the paper's),
         ``binning-width``, ``equal-mass``, ``kde-upper``, ``kde-lower``, ``matrix-renyi``,
-        ``knn``. Results gain an ``estimator`` dimension in this order.
+        ``knn``, ``exact`` (needs ``quantize``), ``noisy`` (needs ``noise_std``). Results
+        gain an ``estimator`` dimension in this order.
       num_bins: number of bin *edges* for ``binning`` (the paper's 30); bins per neuron for
         ``equal-mass``.
       bin_range: ``(lo, hi)`` of the ``binning`` edges; ``"layer"``: each layer's own
@@ -78,6 +81,17 @@ class Config:
       renyi_sigma: kernel width of ``matrix-renyi``: ``"silverman"`` (per layer and for the
         inputs, from their spread) or a number used for layers and inputs alike.
       knn_k: neighbours of ``knn`` (3); every class of the MI rows needs more rows than this.
+      quantize: k in ``[1, 16]``: train and measure a quantized network, every hidden
+        activation and the softmax output quantized to k bits, straight-through gradients
+        (Lorenzen et al. 2022; the rule is in :mod:`ibjax.quantization`); its layers take
+        finitely many values, which the ``exact`` estimator counts. None (default): float32.
+      noise_std: beta > 0: a noise-injected network (Goldfeld et al. 2019): independent
+        N(0, beta^2) noise on every hidden unit in every training forward pass (per seed and
+        minibatch, keyed reproducibly), which the ``noisy`` estimator measures. Loss and
+        accuracy at the snapshots, and the other estimators, see the network without noise.
+        None (default): no noise.
+      noise_samples: m >= 1, noisy propagations of the MI rows per snapshot for ``noisy``
+        (cost O((N m)^2 d) per layer for N MI rows: measure on a subset with ``mi_samples``).
       null: also measure, with every estimator, I(T;Y) against the MI rows' labels permuted
         once per seed (results variable ``ity_null``): what an estimator reports for a layer
         that carries no label information. Needs at least two classes.
@@ -125,6 +139,9 @@ class Config:
     renyi_sigma: str | float = "silverman"
     knn_k: int = 3
     null: bool = False
+    quantize: int | None = None
+    noise_std: float | None = None
+    noise_samples: int = 8
     mi_samples: str | int = "all"
     layer_product: str = "auto"
 
@@ -193,7 +210,8 @@ class Config:
     def estimator_settings(self) -> Settings:
         """The :class:`ibjax.mi.Settings` of this run."""
         return Settings(self.num_bins, self.resolved_bin_range, self.bin_width,
-                        self.kde_variance, self.renyi_alpha, self.renyi_sigma, self.knn_k)
+                        self.kde_variance, self.renyi_alpha, self.renyi_sigma, self.knn_k,
+                        self.noise_std)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -278,6 +296,7 @@ class Config:
         else:
             validate_range("bin_range", self.bin_range)
         check_estimator_settings(self.estimators, self.estimator_settings())
+        self._validate_quantize_and_noise()
         snapshot_epochs(self.snapshots, self.num_epochs)  # raises ConfigError when malformed
         if num_samples is not None:
             fraction = self.train_fraction_for(num_test)
@@ -294,6 +313,27 @@ class Config:
                 raise ConfigError(f"mi_samples={self.mi_samples} is more than the data's "
                                   f"{num_samples + num_test} rows")
         return self
+
+    def _validate_quantize_and_noise(self) -> None:
+        """``quantize``, ``noise_std``, ``noise_samples`` and the estimators that need them."""
+        from ibjax.quantization import MAX_BITS
+
+        if self.quantize is not None:
+            _check_int("quantize", self.quantize, minimum=1, maximum=MAX_BITS)
+        if self.noise_std is not None:
+            _check_positive_float("noise_std", self.noise_std)
+            if self.noise_std > 1e30:
+                raise ConfigError(f"noise_std must be at most 1e30, got {self.noise_std!r}")
+        _check_int("noise_samples", self.noise_samples, minimum=1, maximum=MAX_NOISE_SAMPLES)
+        if self.quantize is not None and self.noise_std is not None:
+            raise ConfigError("quantize and noise_std cannot be combined: noise makes a "
+                              "quantized layer continuous again; use one of them")
+        if "exact" in self.estimators and self.quantize is None:
+            raise ConfigError("estimator 'exact' counts the states of a quantized network; set "
+                              "quantize (--quantize K, 1-16 bits) or use another estimator")
+        if "noisy" in self.estimators and self.noise_std is None:
+            raise ConfigError("estimator 'noisy' measures a noise-injected network; set "
+                              "noise_std (--noise-std BETA > 0) or use another estimator")
 
     def resolved(self, num_test: int = 0) -> Config:
         """This config with the data-dependent defaults made concrete: ``train_fraction``

@@ -144,6 +144,8 @@ def estimate_sizes(config: Config, dataset, num_networks: int) -> SizeEstimate:
     measure = 4 * 3 * mi_rows * sum(widths)  # activations, bin digits, sort keys
     if any(name.startswith("kde") for name in config.estimators):
         measure += 4 * 4 * min(mi_rows * mi_rows, 2**20)  # one block of kernels
+    if "noisy" in config.estimators:  # m propagations: samples, noise, points; a kernel block
+        measure += 4 * 3 * config.noise_samples * mi_rows * sum(widths) + 4 * 4 * 2**20
     train = 4 * 4 * batch * sum(widths)
     return SizeEstimate(
         host_bytes=num_networks * (3 * results + 2 * state),

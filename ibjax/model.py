@@ -3,7 +3,11 @@
 Initialisation as in the authors' code: weights from a normal truncated at two standard
 deviations with ``stddev = 1/sqrt(fan_in)`` (TensorFlow's ``truncated_normal``), biases zero.
 Both return ``(logits, layers)``: the layers T of the information plane, input to output, the
-last being the softmax probabilities.
+last being the softmax probabilities. Both can be quantized (``quantize = k`` bits: every hidden
+activation and the softmax output, :mod:`ibjax.quantization`) or noise-injected
+(``noise_std = beta``: called with a ``noise_key``, every measured hidden layer gets
+independent N(0, beta^2) noise that feeds the next layer; the returned layers are the values
+before their own noise, as the ``noisy`` estimator of :mod:`ibjax.mi` wants them).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import jax.numpy as jnp
 
 from ibjax import native_products
 from ibjax.config import ConfigError
+from ibjax.quantization import quantize_activation
 
 ACTIVATION_FNS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
@@ -137,27 +142,48 @@ class MLP(nn.Module):
     (the layers T of the information plane, input to output). Parameters are named
     ``Dense_0 ... Dense_L`` with ``kernel`` ``[in, out]`` and ``bias`` ``[out]``.
     ``products`` gives each Dense layer's product (see :func:`layer_products`); empty means
-    ``"matmul"`` for all.
+    ``"matmul"`` for all. ``quantize``: bits of every hidden activation and of the softmax
+    output (0: none; the logits are not quantized). ``noise_std``: with ``noise_key`` given,
+    N(0, noise_std^2) noise on every hidden layer (see the module docstring).
     """
 
     hidden: tuple[int, ...]
     num_classes: int
     activation: str = "tanh"
     products: tuple[str, ...] = ()
+    quantize: int = 0
+    noise_std: float = 0.0
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+    def __call__(self, x: jax.Array,
+                 noise_key: jax.Array | None = None) -> tuple[jax.Array, list[jax.Array]]:
         act = ACTIVATION_FNS[self.activation]
         layers = []
         h = x
         products = self.products or ("matmul",) * (len(self.hidden) + 1)
         for i, width in enumerate(self.hidden):
             h = act(FeatureMajorDense(width, products[i], name=f"Dense_{i}")(h))
+            if self.quantize:
+                h = quantize_activation(h, self.quantize, self.activation)
             layers.append(h)
+            h = _add_noise(h, self.noise_std, noise_key, i)
         logits = FeatureMajorDense(self.num_classes, products[-1],
                                    name=f"Dense_{len(self.hidden)}")(h)
-        layers.append(jax.nn.softmax(logits, axis=0))
+        probs = jax.nn.softmax(logits, axis=0)
+        if self.quantize:
+            probs = quantize_activation(probs, self.quantize, "softmax")
+        layers.append(probs)
         return logits, layers
+
+
+def _add_noise(h: jax.Array, noise_std: float, noise_key: jax.Array | None,
+               index: int) -> jax.Array:
+    """``h + noise_std * N(0, 1)`` drawn from ``fold_in(noise_key, index)``; ``h`` without a
+    key."""
+    if noise_key is None:
+        return h
+    return h + noise_std * jax.random.normal(jax.random.fold_in(noise_key, index), h.shape,
+                                             h.dtype)
 
 
 def layer_names(num_hidden: int) -> list[str]:
@@ -179,31 +205,48 @@ class CNN(nn.Module):
       dense: width of the dense hidden layer.
       num_classes: softmax width.
       activation: hidden activation (``tanh``, ``relu`` or ``linear``).
+      quantize: bits of every hidden activation and of the softmax output (0: none).
+      noise_std: with a ``noise_key``, N(0, noise_std^2) noise on each measured hidden layer
+        (after pooling for the convolutions).
     """
 
     channels: tuple[int, int] = (8, 16)
     dense: int = 32
     num_classes: int = 10
     activation: str = "tanh"
+    quantize: int = 0
+    noise_std: float = 0.0
 
     layer_names: ClassVar[tuple[str, ...]] = ("conv 1", "conv 2", "dense", "softmax output")
     layer_param_names: ClassVar[tuple[str, ...]] = ("Conv_0", "Conv_1", "Dense_0", "Dense_1")
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+    def __call__(self, x: jax.Array,
+                 noise_key: jax.Array | None = None) -> tuple[jax.Array, list[jax.Array]]:
         act = ACTIVATION_FNS[self.activation]
+
+        def activate(h):
+            h = act(h)
+            return quantize_activation(h, self.quantize, self.activation) if self.quantize \
+                else h
+
         layers = []
         h = x
-        for channels in self.channels:
+        for index, channels in enumerate(self.channels):
             h = nn.Conv(channels, (3, 3), padding="SAME", kernel_init=paper_kernel_init,
                         precision=jax.lax.Precision.HIGHEST)(h)
-            h = nn.max_pool(act(h), (2, 2), strides=(2, 2))
+            h = nn.max_pool(activate(h), (2, 2), strides=(2, 2))
             layers.append(h)
+            h = _add_noise(h, self.noise_std, noise_key, index)
         h = h.reshape(h.shape[0], -1)
-        h = act(nn.Dense(self.dense, kernel_init=paper_kernel_init,
-                         precision=jax.lax.Precision.HIGHEST)(h))
+        h = activate(nn.Dense(self.dense, kernel_init=paper_kernel_init,
+                              precision=jax.lax.Precision.HIGHEST)(h))
         layers.append(h)
+        h = _add_noise(h, self.noise_std, noise_key, len(self.channels))
         logits = nn.Dense(self.num_classes, kernel_init=paper_kernel_init,
                           precision=jax.lax.Precision.HIGHEST)(h)
-        layers.append(jax.nn.softmax(logits, axis=-1))
+        probs = jax.nn.softmax(logits, axis=-1)
+        if self.quantize:
+            probs = quantize_activation(probs, self.quantize, "softmax")
+        layers.append(probs)
         return logits, layers

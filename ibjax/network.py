@@ -33,6 +33,9 @@ class Network(NamedTuple):
       layer_products: each Dense layer's product for the MLP (``"matmul"``, ``"broadcast"``,
         ``"native"``), empty for other models.
       input_shape: one sample's shape as the model takes it.
+      noisy_apply: ``noisy_apply(params, x, key) -> (logits, layers)`` with Gaussian noise on
+        every hidden layer drawn from ``key`` (layers before their own noise), for
+        ``config.noise_std``; None when the model has no noise.
     """
 
     init: Callable[[jax.Array, jax.Array], Any]
@@ -42,6 +45,8 @@ class Network(NamedTuple):
     layer_names: tuple[str, ...]
     layer_products: tuple[str, ...]
     input_shape: tuple[int, ...]
+    noisy_apply: Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, list[jax.Array]]] | \
+        None = None
 
 
 def make_network(config: Config, num_features: int, num_classes: int,
@@ -63,20 +68,27 @@ def make_network(config: Config, num_features: int, num_classes: int,
         apart.
     """
     if model is not None:
+        if config.quantize is not None or config.noise_std is not None:
+            raise ConfigError(
+                "quantize and noise_std apply to the built-in mlp and cnn; quantize or add "
+                "noise inside your own module (ibjax.quantize) and measure it with "
+                "ibjax.make_recorder(quantize_bits=..., noise_std=...)")
         return flax_network(model, input_shape, num_classes)
+    quantize, noise_std = config.quantize or 0, config.noise_std or 0.0
     if config.model == "mlp":
         widths = (*config.hidden, num_classes)
         shapes = list(zip((num_features, *config.hidden), widths, strict=True))
         products = layer_products(config.layer_product, shapes, platform)
         mlp = MLP(hidden=config.hidden, num_classes=num_classes,
-                  activation=config.activation, products=products)
+                  activation=config.activation, products=products, quantize=quantize,
+                  noise_std=noise_std)
         names = layer_names(len(config.hidden))
         hidden = [f"hidden {i + 1}" for i in range(len(config.hidden))]
         return Network(
             init=mlp.init, apply=mlp.apply, features_major=True,
             layer_kernels=lambda grads: [grads["params"][name]["kernel"] for name in names],
             layer_names=(*hidden, "softmax output"), layer_products=products,
-            input_shape=(num_features,))
+            input_shape=(num_features,), noisy_apply=mlp.apply if noise_std else None)
     if config.model == "cnn":
         if len(input_shape) != 3:
             raise ConfigError(
@@ -85,8 +97,9 @@ def make_network(config: Config, num_features: int, num_classes: int,
                 f"'digits' or MNIST)")
         channels1, channels2, dense = config.hidden
         cnn = CNN(channels=(channels1, channels2), dense=dense, num_classes=num_classes,
-                  activation=config.activation)
-        return flax_network(cnn, input_shape, num_classes)
+                  activation=config.activation, quantize=quantize, noise_std=noise_std)
+        return flax_network(cnn, input_shape, num_classes)._replace(
+            noisy_apply=cnn.apply if noise_std else None)
     raise ConfigError(f"model {config.model!r} needs the flax module passed as run(model=...)")
 
 

@@ -21,6 +21,13 @@ device, and one host call turns the buffers of all seeds into the results file t
     buffers = jax.jit(jax.vmap(train))(keys)           # nothing leaves the device here
     ibjax.save(recorder.to_dataset(buffers), "results.nc")
 
+Quantized networks: quantize your layers with :func:`ibjax.quantize` and pass
+``quantize=K`` (the bits) to measure them with ``"exact"``. Noise-injected networks: pass
+``noise_std=beta`` and give ``record`` a ``noisy_forward(key) -> layers``, your network on the
+MI rows with fresh N(0, beta^2) noise on every hidden layer, returning each layer before its
+own noise (a closure over the current parameters); ``"noisy"`` calls it ``noise_samples``
+times, at the snapshot epochs only.
+
 ``record`` measures only when ``epoch`` is one of the snapshot epochs (a ``lax.cond``; keep
 the epoch the same for every seed, as a loop counter is, so that under ``vmap`` the other
 epochs cost nothing). Call it from one place in your loop: every call site compiles its own
@@ -39,7 +46,7 @@ import numpy as np
 from ibjax.config import Config, ConfigError, snapshot_epochs
 from ibjax.mi import MIError
 from ibjax.mi import estimate as estimate_mi
-from ibjax.mi._estimators import check_knn_classes
+from ibjax.mi._estimators import check_knn_classes, sample_propagation
 
 
 class RecorderState(NamedTuple):
@@ -72,13 +79,17 @@ class Recorder(NamedTuple):
     Attributes:
       init: ``init() -> RecorderState``, NaN everywhere.
       record: ``record(state, epoch, layers, *, grad_mean=None, grad_std=None,
-        train_loss=None, train_accuracy=None, test_loss=None, test_accuracy=None) ->
-        RecorderState``: if ``epoch`` (a scalar int, traced or not) is a snapshot epoch,
-        measures every estimator on ``layers`` (L arrays ``[N, ...]``, the MI rows) and writes
-        it, and whichever of the optional values are given (``grad_mean``, ``grad_std``: ``[L]``,
-        e.g. from :func:`gradient_stats`; the others scalars), into that snapshot's slot.
-      measure: ``measure(layers) -> (ixt, ity)``, each ``[num_estimators, L]`` bits: the
-        measurement alone (:func:`ibjax.mi.estimate` with the recorder's settings).
+        train_loss=None, train_accuracy=None, test_loss=None, test_accuracy=None,
+        noisy_forward=None, noise_key=None) -> RecorderState``: if ``epoch`` (a scalar int,
+        traced or not) is a snapshot epoch, measures every estimator on ``layers`` (L arrays
+        ``[N, ...]``, the MI rows) and writes it, and whichever of the optional values are given
+        (``grad_mean``, ``grad_std``: ``[L]``, e.g. from :func:`gradient_stats`; the others
+        scalars), into that snapshot's slot. ``noisy_forward`` (required with ``"noisy"``): see
+        the module docstring; ``noise_key``: that network's key (default ``key(0)``), folded
+        with the epoch.
+      measure: ``measure(layers, noisy_forward=None, noise_key=None) -> (ixt, ity)``, each
+        ``[num_estimators, L]`` bits: the measurement alone (:func:`ibjax.mi.estimate` with
+        the recorder's settings).
       to_dataset: ``to_dataset(states, seeds=None, diverged_epoch=None, info=None) ->
         xarray.Dataset`` on the host: ``states`` with a leading seed axis (as ``vmap``
         returns them) or of one network; ``seeds`` their indices (default ``0..S-1``).
@@ -101,8 +112,9 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
                   num_bins: int = 30, bin_range: tuple[float, float] | str = (-1.0, 1.0),
                   bin_width: float = 0.07, kde_variance: float = 1e-3,
                   renyi_alpha: float = 2.0, renyi_sigma: str | float = "silverman",
-                  knn_k: int = 3, model_name: str = "model",
-                  data_name: str = "data") -> Recorder:
+                  knn_k: int = 3, quantize: int | None = None,
+                  noise_std: float | None = None, noise_samples: int = 8,
+                  model_name: str = "model", data_name: str = "data") -> Recorder:
     """A :class:`Recorder` (built on the host; its ``init``/``record`` are pure).
 
     Args:
@@ -116,6 +128,11 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
       num_epochs: the run's length (required with a schedule name; default the last snapshot).
       num_bins, bin_range, bin_width, kde_variance, renyi_alpha, renyi_sigma, knn_k: estimator
         settings, see :func:`ibjax.mi.estimate`.
+      quantize: the bits your network's layers are quantized to (:func:`ibjax.quantize`);
+        needed for ``"exact"``, stored with the results.
+      noise_std: beta of your network's Gaussian noise on every hidden unit; needed for
+        ``"noisy"``, stored with the results.
+      noise_samples: m, noisy propagations per snapshot for ``"noisy"`` (8).
       model_name, data_name: stored in the results' configuration as ``model="own:NAME"`` and
         ``dataset="arrays:NAME"``.
 
@@ -150,6 +167,7 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
                         estimators,),
                     num_bins=num_bins, bin_width=bin_width, kde_variance=kde_variance,
                     renyi_alpha=renyi_alpha, renyi_sigma=renyi_sigma, knn_k=knn_k,
+                    quantize=quantize, noise_std=noise_std, noise_samples=noise_samples,
                     bin_range=bin_range if isinstance(bin_range, str) else tuple(bin_range))
     config.validate()  # the estimator settings, named
     if config.bin_range == "auto":
@@ -191,24 +209,41 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
             test_loss=jnp.full(num_snapshots, nan), test_accuracy=jnp.full(num_snapshots, nan),
             layer_widths=jnp.zeros(num_layers, jnp.int32))
 
-    def measure(layers: Sequence[jax.Array]) -> tuple[jax.Array, jax.Array]:
+    def check_noisy_forward(noisy_forward) -> None:
+        if "noisy" in names and not callable(noisy_forward):
+            raise ConfigError("estimator 'noisy' needs noisy_forward: a function key -> layers "
+                              "running your network on the MI rows with fresh noise on every "
+                              "hidden layer, returning each layer before its own noise")
+
+    def measure(layers: Sequence[jax.Array], noisy_forward=None,
+                noise_key=None) -> tuple[jax.Array, jax.Array]:
         if not isinstance(layers, (list, tuple)) or len(layers) != num_layers:
             raise ConfigError(f"layers must be a list of {num_layers} arrays (one per name in "
                               f"layer_names), got {type(layers).__name__} of "
                               f"{len(layers) if isinstance(layers, (list, tuple)) else '?'}")
+        check_noisy_forward(noisy_forward)
+        samples = None
+        if "noisy" in names:
+            noise_key = jax.random.key(0) if noise_key is None else noise_key
+            samples = sample_propagation(noisy_forward, jax.random.fold_in(noise_key, 0),
+                                         config.noise_samples)
+            noise_key = jax.random.fold_in(noise_key, 1)
         try:
             return estimate_mi(layers, y_device, names, x=x_device, num_bins=settings.num_bins,
                                bin_range=settings.bin_range, bin_width=settings.bin_width,
                                kde_variance=settings.kde_variance,
                                renyi_alpha=settings.renyi_alpha,
                                renyi_sigma=settings.renyi_sigma, knn_k=settings.knn_k,
+                               noise_std=settings.noise_std, noisy_samples=samples,
+                               noise_key=noise_key,
                                num_classes=num_classes if dense else None)
         except MIError as err:
             raise ConfigError(str(err)) from None
 
     def record(state: RecorderState, epoch, layers: Sequence[jax.Array], *,
                grad_mean=None, grad_std=None, train_loss=None, train_accuracy=None,
-               test_loss=None, test_accuracy=None) -> RecorderState:
+               test_loss=None, test_accuracy=None, noisy_forward=None,
+               noise_key=None) -> RecorderState:
         widths = jnp.asarray([int(np.prod(np.shape(t)[1:])) for t in layers], jnp.int32) \
             if isinstance(layers, (list, tuple)) else None
         for name, value, shape in (("grad_mean", grad_mean, (num_layers,)),
@@ -224,11 +259,15 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
         if not jnp.issubdtype(jnp.asarray(epoch).dtype, jnp.integer) or np.shape(epoch) != ():
             raise ConfigError(f"epoch must be a scalar integer (the epochs trained so far), got "
                               f"{epoch!r}")
+        check_noisy_forward(noisy_forward)
         epoch = jnp.asarray(epoch, jnp.int32)
         index = jnp.clip(jnp.searchsorted(epochs_device, epoch), 0, num_snapshots - 1)
+        snapshot_key = None if noise_key is None else jax.random.fold_in(noise_key, epoch)
+        if snapshot_key is None and "noisy" in names:
+            snapshot_key = jax.random.fold_in(jax.random.key(0), epoch)
 
         def write(state: RecorderState) -> RecorderState:
-            ixt, ity = measure(layers)
+            ixt, ity = measure(layers, noisy_forward, snapshot_key)
             changes = {"ixt": state.ixt.at[index].set(ixt),
                        "ity": state.ity.at[index].set(ity), "layer_widths": widths}
             for name, value in (("grad_mean", grad_mean), ("grad_std", grad_std),

@@ -87,6 +87,15 @@ NULL_KEY_DATA = 2**32 - 1
 """``fold_in(key_shuffle, NULL_KEY_DATA)`` permutes a seed's labels for the null baseline (the
 shuffles use the epochs, which are below 2**31)."""
 
+TRAIN_NOISE_KEY_DATA = 2**32 - 2
+"""With ``config.noise_std``, minibatch ``b`` of epoch ``e`` draws its noise from
+``fold_in(fold_in(fold_in(key_shuffle, TRAIN_NOISE_KEY_DATA), e), b)``."""
+
+MEASURE_NOISE_KEY_DATA = 2**32 - 3
+"""The ``noisy`` estimator's draws at epoch ``e``: ``fold_in(fold_in(key_shuffle,
+MEASURE_NOISE_KEY_DATA), e)``, folded with 0 for the propagations and with 1 + layer index
+for the Monte Carlo noise."""
+
 
 class Steps(NamedTuple):
     """A plan of scan steps, shared by all seeds (not batched).
@@ -295,17 +304,23 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
         return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key_shuffle,
                           train_index, train_mask, jnp.asarray(-1, jnp.int32))
 
-    def batch_loss(params, x_t, y_onehot_t, valid):
+    def forward(params, x, noise_key):
+        """``network.apply``, with the network's noise drawn from ``noise_key`` if it has any."""
+        if network.noisy_apply is None:
+            return network.apply(params, x)
+        return network.noisy_apply(params, x, noise_key)
+
+    def batch_loss(params, x_t, y_onehot_t, valid, noise_key):
         """Mean cross-entropy over the valid columns; inputs features-major ``[*, batch]``.
 
         Written with a one-hot mask instead of a gather of the label's log-probability: the
         gather's gradient is a scatter, several times slower on a CPU.
         """
         if features_major:
-            logits, _ = network.apply(params, x_t)
+            logits, _ = forward(params, x_t, noise_key)
             losses = -jnp.sum(y_onehot_t * jax.nn.log_softmax(logits, axis=0), axis=0)
         else:
-            logits, _ = network.apply(params, model_input(x_t.T))
+            logits, _ = forward(params, model_input(x_t.T), noise_key)
             losses = -jnp.sum(y_onehot_t.T * jax.nn.log_softmax(logits, axis=-1), axis=-1)
         return jnp.sum(jnp.where(valid, losses, 0.0)) / jnp.sum(valid)
 
@@ -328,12 +343,17 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
         epoch_data = batcher.epoch(rows, epoch_positions(state))
 
         flat_params, unravel = ravel_pytree(state.params)
+        epoch_noise = None
+        if network.noisy_apply is not None:
+            epoch_noise = jax.random.fold_in(
+                jax.random.fold_in(state.key_shuffle, TRAIN_NOISE_KEY_DATA), state.epoch)
 
         def batch_step(carry, batch):
             flat_params, opt_state = carry
             index, valid = batch
             x_t, y_t = batcher.batch(epoch_data, index * batch_size, batch_size)
-            grads = grad_fn(unravel(flat_params), x_t, y_t, valid)
+            noise_key = None if epoch_noise is None else jax.random.fold_in(epoch_noise, index)
+            grads = grad_fn(unravel(flat_params), x_t, y_t, valid, noise_key)
             updates, opt_state = optimizer.update(ravel_pytree(grads)[0], opt_state, flat_params)
             flat_params = optax.apply_updates(flat_params, updates)
             return (flat_params, opt_state), network.layer_kernels(grads)
@@ -354,6 +374,19 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
         """One epoch; returns the new state and each layer's stacked kernel gradients."""
         return epoch_with_rows(state, batcher.train_rows(data.rows, state.train_index))
 
+    def noisy_samples(state: TrainState, data: Data) -> tuple[list[jax.Array], jax.Array]:
+        """For ``noisy``: each layer's ``[m, width, num_mi_rows]`` values before its own noise
+        in ``config.noise_samples`` noisy propagations of the MI rows, and the key whose
+        ``fold_in(key, 1 + layer)`` draws that layer's Monte Carlo noise."""
+        key = jax.random.fold_in(jax.random.fold_in(state.key_shuffle, MEASURE_NOISE_KEY_DATA),
+                                 state.epoch)
+        x = model_input(data.x if mi_rows is None else data.x[mi_rows])
+        keys = jax.random.split(jax.random.fold_in(key, 0), config.noise_samples)
+        layers = jax.vmap(lambda k: network.noisy_apply(state.params, x, k)[1])(keys)
+        if not features_major:
+            layers = [jnp.swapaxes(t.reshape(t.shape[0], t.shape[1], -1), 1, 2) for t in layers]
+        return layers, key
+
     def mi_layers(params, data: Data) -> list[jax.Array]:
         """Every measured layer on the MI rows, features-major ``[width, num_mi_rows]``."""
         x = data.x if mi_rows is None else data.x[mi_rows]
@@ -371,8 +404,13 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
             layers = [t.reshape(t.shape[0], -1).T for t in layers]
         y_mi = data.y if mi_rows is None else data.y[mi_rows]
         x_mi = (data.x if mi_rows is None else data.x[mi_rows]).T  # [features, rows]
-        mi = [estimate_columns(t, y_mi, spec.num_classes, estimators, settings, x_mi)
-              for t in layers]
+        noisy = [None] * len(layers)
+        if "noisy" in estimators:
+            samples, noise_key = noisy_samples(state, data)
+            noisy = [(sample, jax.random.fold_in(noise_key, 1 + index))
+                     for index, sample in enumerate(samples)]
+        mi = [estimate_columns(t, y_mi, spec.num_classes, estimators, settings, x_mi, n)
+              for t, n in zip(layers, noisy, strict=True)]
         ixt = jnp.stack([m[0] for m in mi], axis=1)  # [estimator, layer]
         ity = jnp.stack([m[1] for m in mi], axis=1)
         finite = jnp.stack([jnp.all(jnp.isfinite(t)) for t in layers])[None, :]
@@ -382,8 +420,8 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
             key = jax.random.fold_in(state.key_shuffle, NULL_KEY_DATA)
             y_null = y_mi[permutation(key, num_mi_rows)]
             ity_null = jnp.stack([  # without x: no estimator's I(T;Y) uses the inputs
-                estimate_columns(t, y_null, spec.num_classes, estimators, settings, None)[1]
-                for t in layers], axis=1)
+                estimate_columns(t, y_null, spec.num_classes, estimators, settings, None, n)[1]
+                for t, n in zip(layers, noisy, strict=True)], axis=1)
             ity_null = jnp.where(finite, ity_null, jnp.nan)
         logits = logits.T if features_major else logits  # [rows, classes]
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, data.y)

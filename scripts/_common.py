@@ -81,6 +81,29 @@ def phase_table(results: xr.Dataset, estimator: str | None = None) -> str:
     return "\n".join(lines)
 
 
+COMPRESSION_BITS = 0.05
+
+
+def verdicts(results) -> str:
+    """Markdown: per estimator, each layer's median [95% interval] bits lost after the I(X;T)
+    peak, marked when the layer compresses, and how many layers do."""
+    summary = phases.summarize(phases.detect(results))
+    names = list(results.layer_name.values)
+    lines = ["| estimator | layers that compress | " + " | ".join(map(str, names)) + " |",
+             "| --- | ---: | " + " | ".join("---:" for _ in names) + " |"]
+    for estimator in results.estimator.values:
+        part = summary.bits_compressed.sel(estimator=estimator)
+        cells, count = [], 0
+        for i in range(len(names)):
+            row = part.isel(layer=i)
+            compresses = float(row.sel(stat="low")) > COMPRESSION_BITS
+            count += compresses
+            cells.append(("**" if compresses else "") + format_interval(row, 2)
+                         + ("**" if compresses else ""))
+        lines.append(f"| {estimator} | {count} of {len(names)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def describe(results: xr.Dataset) -> str:
     config = ibjax.config_of(results)
     return (f"{config.num_seeds} seeds, {config.activation} "

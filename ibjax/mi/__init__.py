@@ -9,8 +9,10 @@ and ``vmap``::
 Estimators (``ESTIMATORS``): the paper's binning (Shwartz-Ziv & Tishby 2017,
 https://arxiv.org/abs/1703.00810), fixed-width bins (Saxe et al. 2018), equal-mass bins
 (Chelombiev et al. 2019), the KDE upper and lower bounds (Kolchinsky & Tracey 2017),
-matrix-based Rényi entropy (Giraldo et al. 2015) and k nearest neighbours (Ross 2014; Kraskov
-et al. 2004); the last two compare a layer with its inputs ``x``. Discrete states are counted
+matrix-based Rényi entropy (Giraldo et al. 2015), k nearest neighbours (Ross 2014; Kraskov
+et al. 2004; these two compare a layer with its inputs ``x``), exact counting of quantized
+layers (Lorenzen et al. 2022) and sample propagation for noise-injected networks (Goldfeld
+et al. 2019; :func:`sample_propagation` makes its samples). Discrete states are counted
 exactly, in 32-bit arithmetic, without hashing.
 """
 
@@ -22,6 +24,7 @@ from ibjax.mi._estimators import Settings as Settings
 from ibjax.mi._estimators import binned_mi as binned_mi
 from ibjax.mi._estimators import estimate as estimate
 from ibjax.mi._estimators import mutual_information as mutual_information
+from ibjax.mi._estimators import sample_propagation as sample_propagation
 
 __all__ = ["ESTIMATORS", "MIError", "Settings", "bin_edges", "bin_indices", "binned_mi",
-           "estimate", "mutual_information"]
+           "estimate", "mutual_information", "sample_propagation"]

@@ -20,6 +20,13 @@ name                what it does
                     inputs' Gram matrix (without inputs: N distinct inputs).
 ``knn``             k-nearest neighbours, max-norm, ``knn_k`` neighbours: I(T;Y) by Ross (2014),
                     I(X;T) by Kraskov et al. (2004) against the inputs (NaN without inputs).
+``exact``           Every distinct value of a unit is its own state: the exact I(X;T) and
+                    I(T;Y) of a layer that takes finitely many values (a quantized network,
+                    Lorenzen et al. 2022). No bins to choose; on continuous activations every
+                    row is its own state (I(X;T) = log2 N), so use it on quantized layers.
+``noisy``           Goldfeld et al. (2019) sample propagation for a network with Gaussian noise
+                    N(0, ``noise_std``^2) on every hidden unit: needs ``m`` noisy propagations
+                    of the inputs per layer (``noisy_samples``), see :mod:`ibjax.mi._noisy`.
 ==================  ============================================================================
 
 For the discrete estimators a layer's state is its row of bin indices and I(X;T) = H(T),
@@ -45,10 +52,11 @@ from ibjax.mi._binning import (
     equal_mass_bins,
     layer_range_bins,
 )
-from ibjax.mi._entropy import mutual_informations
+from ibjax.mi._entropy import dense_rank, mutual_informations
 from ibjax.mi._errors import MIError, check_int, check_positive_float, check_range
 from ibjax.mi._kde import kde_bounds
 from ibjax.mi._knn import knn_mi
+from ibjax.mi._noisy import noisy_mi
 from ibjax.mi._renyi import SILVERMAN, renyi_mi
 
 SCALE_RANGE = (1e-30, 1e30)
@@ -80,6 +88,8 @@ class Settings:
       renyi_sigma: the Gaussian kernel width of ``matrix-renyi``: ``"silverman"`` (per layer and
         for the inputs, from their spread) or a number > 0 used for layers and inputs alike.
       knn_k: neighbours of ``knn``, >= 1 (and below every class's size).
+      noise_std: for ``noisy``, the standard deviation beta > 0 of the network's Gaussian noise
+        on every hidden unit (None: not set; ``noisy`` needs it).
     """
 
     num_bins: int = 30
@@ -89,6 +99,7 @@ class Settings:
     renyi_alpha: float = 2.0
     renyi_sigma: str | float = SILVERMAN
     knn_k: int = 3
+    noise_std: float | None = None
 
     def checked(self) -> Settings:
         """These settings, validated, with ``bin_range`` as floats.
@@ -126,11 +137,18 @@ class Settings:
                               f"{SCALE_RANGE[1]:g}], got {sigma!r}")
             sigma = float(sigma)
         check_int("knn_k", self.knn_k, minimum=1, maximum=MAX_KNN_K)
+        noise_std = self.noise_std
+        if noise_std is not None:
+            check_positive_float("noise_std", noise_std)
+            if not SCALE_RANGE[0] <= noise_std <= SCALE_RANGE[1]:
+                raise MIError(f"noise_std must be in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], "
+                              f"got {noise_std!r}")
+            noise_std = float(noise_std)
         return dataclasses.replace(self, num_bins=int(self.num_bins), bin_range=bin_range,
                                    bin_width=float(self.bin_width),
                                    kde_variance=float(self.kde_variance),
                                    renyi_alpha=float(self.renyi_alpha), renyi_sigma=sigma,
-                                   knn_k=int(self.knn_k))
+                                   knn_k=int(self.knn_k), noise_std=noise_std)
 
 
 # --------------------------------------------------------------------------- the estimators
@@ -185,6 +203,22 @@ def _knn(t_columns, y, num_classes, settings: Settings, x_columns=None):
     return knn_mi(t_columns, y, x_columns, settings.knn_k)
 
 
+def _exact(t_columns, y, num_classes, settings: Settings, x_columns=None):
+    """Exact counting of a discrete layer's states: each unit's distinct values, bits.
+
+    Lorenzen, Igel & Nielsen (2022), "Information bottleneck: exact analysis of (quantized)
+    neural networks", ICLR. Each unit's values are replaced by their dense rank (an exact
+    relabelling), so two rows share a state exactly when every unit's value is equal.
+    """
+    digits = jax.vmap(dense_rank)(jnp.nan_to_num(t_columns, nan=0.0))
+    return mutual_informations(digits, y.shape[0], y, num_classes)
+
+
+def _noisy(t_columns, y, num_classes, settings: Settings, x_columns=None):
+    raise MIError("estimator 'noisy' needs noisy_samples (m noisy propagations of the inputs "
+                  "per layer) and noise_std; see ibjax.mi.estimate")
+
+
 class Estimator(NamedTuple):
     """A registered estimator.
 
@@ -210,6 +244,9 @@ ESTIMATORS: dict[str, Estimator] = {e.name: e for e in (
     Estimator("matrix-renyi", _matrix_renyi,
               "matrix-based Renyi entropy, order renyi_alpha, kernel width renyi_sigma"),
     Estimator("knn", _knn, "k nearest neighbours (Ross; Kraskov et al.), knn_k neighbours"),
+    Estimator("exact", _exact, "exact counting of a quantized layer's states (no bins)"),
+    Estimator("noisy", _noisy,
+              "sample propagation for noise-injected networks (Goldfeld et al.), noise_std"),
 )}
 """The estimators by name (see the module docstring)."""
 
@@ -233,10 +270,13 @@ def check_estimator_names(names: Any) -> tuple[str, ...]:
 
 def estimate_columns(t_columns: jax.Array, y: jax.Array, num_classes: int | None,
                      names: Sequence[str], settings: Settings,
-                     x_columns: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+                     x_columns: jax.Array | None = None,
+                     noisy: tuple[jax.Array, jax.Array] | None = None) -> tuple[
+                         jax.Array, jax.Array]:
     """Every estimator in ``names`` on one features-major layer ``t[d, N]`` (and the inputs
     ``x[D, N]`` of the same rows, or ``None``), no checks; the KDE bounds share one kernel
-    pass. (The trainer's path; use :func:`estimate`.)
+    pass. ``noisy``: ``(samples [m, d, N], key)`` for the ``noisy`` estimator. (The trainer's
+    path; use :func:`estimate`.)
 
     Returns:
       ``(ixt, ity)``, each ``[len(names)]`` float32, bits, in the order of ``names``.
@@ -247,6 +287,10 @@ def estimate_columns(t_columns: jax.Array, y: jax.Array, num_classes: int | None
             if kde is None:
                 kde = kde_bounds(t_columns, y, settings.kde_variance)
             results.append(kde[0] if name == "kde-upper" else kde[1])
+        elif name == "noisy":
+            if noisy is None:
+                _noisy(t_columns, y, num_classes, settings)
+            results.append(noisy_mi(noisy[0], y, settings.noise_std, noisy[1]))
         else:
             results.append(ESTIMATORS[name].columns_fn(t_columns, y, num_classes, settings,
                                                        x_columns))
@@ -259,6 +303,8 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
              num_bins: int = 30, bin_range: tuple[float, float] | str = (-1.0, 1.0),
              bin_width: float = 0.07, kde_variance: float = 1e-3, renyi_alpha: float = 2.0,
              renyi_sigma: str | float = SILVERMAN, knn_k: int = 3,
+             noise_std: float | None = None, noisy_samples: Sequence[jax.Array] | None = None,
+             noise_key: jax.Array | None = None,
              num_classes: int | None = None) -> tuple[jax.Array, jax.Array]:
     """I(X;T) and I(T;Y) in bits of every layer by every estimator, X uniform over the rows.
 
@@ -283,6 +329,13 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
         eigenvalues of N x N matrices: keep N in the hundreds).
       renyi_sigma: kernel width of ``matrix-renyi``: ``"silverman"`` or a number.
       knn_k: neighbours of ``knn`` (3); every class needs more than ``knn_k`` rows.
+      noise_std: for ``noisy``: beta, the standard deviation of the Gaussian noise on every
+        hidden unit of the network (the measurement adds it to every layer, the output too).
+      noisy_samples: for ``noisy``: one array ``[m, N, ...]`` per layer, the layer's values
+        before its own noise in ``m`` propagations of the N inputs with noise in every earlier
+        layer (:func:`sample_propagation` makes them from your forward function).
+      noise_key: for ``noisy``: a JAX random key for its Monte Carlo draws (default
+        ``jax.random.key(0)``; layer l uses ``fold_in(noise_key, l)``).
       num_classes: optional: labels then lie in ``[0, num_classes)`` (faster for the discrete
         estimators); by default any integers (ranked in-graph).
 
@@ -292,7 +345,7 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
     """
     names = check_estimator_names(estimators)
     settings = Settings(num_bins, bin_range, bin_width, kde_variance, renyi_alpha, renyi_sigma,
-                        knn_k).checked()
+                        knn_k, noise_std).checked()
     if isinstance(layers, (jax.Array, np.ndarray, str)) or not isinstance(layers, Sequence):
         raise MIError("layers must be a non-empty sequence (list or tuple) of [N, d] arrays, "
                       f"one per layer; got {type(layers).__name__}")
@@ -325,10 +378,15 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
                       "I(X;T) by Kraskov et al.)")
     if "knn" in names:
         check_knn_classes(y, settings.knn_k)
+    samples = _check_noisy_samples(names, settings, noisy_samples, columns)
+    if "noisy" in names and noise_key is None:
+        noise_key = jax.random.key(0)
     ixt, ity = [], []
-    for t_columns in columns:
+    for index, t_columns in enumerate(columns):
+        noisy = None if samples is None else (samples[index],
+                                              jax.random.fold_in(noise_key, index))
         layer_ixt, layer_ity = estimate_columns(t_columns, labels, num_classes, names, settings,
-                                                x_columns)
+                                                x_columns, noisy)
         finite = jnp.all(jnp.isfinite(t_columns))
         ixt.append(jnp.where(finite, layer_ixt, jnp.nan))
         ity.append(jnp.where(finite, layer_ity, jnp.nan))
@@ -340,13 +398,18 @@ def mutual_information(t: jax.Array, y: jax.Array, estimator: str = "binning", *
                        num_bins: int = 30, bin_range: tuple[float, float] | str = (-1.0, 1.0),
                        bin_width: float = 0.07, kde_variance: float = 1e-3,
                        renyi_alpha: float = 2.0, renyi_sigma: str | float = SILVERMAN,
-                       knn_k: int = 3) -> tuple[jax.Array, jax.Array]:
-    """:func:`estimate` of one layer ``t[N, d]`` by one estimator: float32 scalars, bits."""
+                       knn_k: int = 3, noise_std: float | None = None,
+                       noisy_samples: jax.Array | None = None,
+                       noise_key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """:func:`estimate` of one layer ``t[N, d]`` by one estimator: float32 scalars, bits
+    (``noisy_samples``: the layer's ``[m, N, ...]`` samples for ``noisy``)."""
     _check_layer("t", t, y, num_classes)
     ixt, ity = estimate([t], y, (estimator,), x=x, num_bins=num_bins, bin_range=bin_range,
                         bin_width=bin_width, kde_variance=kde_variance,
                         renyi_alpha=renyi_alpha, renyi_sigma=renyi_sigma, knn_k=knn_k,
-                        num_classes=num_classes)
+                        noise_std=noise_std,
+                        noisy_samples=None if noisy_samples is None else [noisy_samples],
+                        noise_key=noise_key, num_classes=num_classes)
     return ixt[0, 0], ity[0, 0]
 
 
@@ -357,6 +420,52 @@ def binned_mi(t: jax.Array, y: jax.Array, num_bins: int = 30,
     ``estimator="binning"`` and ``bin_range=value_range``. Float32 scalars, bits."""
     return mutual_information(t, y, "binning", num_classes=num_classes, num_bins=num_bins,
                               bin_range=check_range("value_range", value_range))
+
+
+def sample_propagation(forward: Callable[[jax.Array], Sequence[jax.Array]], key: jax.Array,
+                       num_samples: int) -> list[jax.Array]:
+    """``num_samples`` noisy propagations, the ``noisy_samples`` of :func:`estimate`.
+
+    Args:
+      forward: ``forward(key) -> [layer, ...]``: your network on the N inputs with fresh
+        Gaussian noise (drawn from ``key``) added to every hidden unit, returning each measured
+        layer's value *before* its own noise (``[N, ...]`` each); the noisy values feed the
+        next layer. Pure and traceable (it is vmapped over keys).
+      key: a JAX random key.
+      num_samples: m >= 1 propagations.
+
+    Returns:
+      One ``[m, N, ...]`` array per layer.
+    """
+    check_int("num_samples", num_samples, minimum=1)
+    return list(jax.vmap(forward)(jax.random.split(key, num_samples)))
+
+
+def _check_noisy_samples(names: tuple[str, ...], settings: Settings,
+                         noisy_samples: Any, columns: list[jax.Array]) -> list[jax.Array] | None:
+    """The ``noisy`` estimator's samples, features-major ``[m, d, N]`` per layer, checked
+    against the layers (``columns``, each ``[d, N]``); None without ``noisy``."""
+    if "noisy" not in names:
+        return None
+    if settings.noise_std is None:
+        raise MIError("estimator 'noisy' needs noise_std, the standard deviation of the "
+                      "network's Gaussian noise on every hidden unit")
+    if noisy_samples is None or isinstance(noisy_samples, (jax.Array, np.ndarray)) or len(
+            noisy_samples) != len(columns):
+        raise MIError(f"estimator 'noisy' needs noisy_samples: a list of {len(columns)} arrays "
+                      f"[m, N, ...], one per layer (see ibjax.mi.sample_propagation)")
+    samples = []
+    for index, (sample, t_columns) in enumerate(zip(noisy_samples, columns, strict=True)):
+        sample = _as_array(f"noisy_samples[{index}]", sample)
+        width, rows = t_columns.shape
+        if sample.ndim < 3 or sample.shape[0] < 1 or sample.shape[1] != rows or math.prod(
+                sample.shape[2:]) != width:
+            raise MIError(f"noisy_samples[{index}] must have shape [m, {rows}, ...] with "
+                          f"{width} values per row (like layers[{index}]), got {sample.shape}")
+        if not jnp.issubdtype(sample.dtype, jnp.floating):
+            sample = sample.astype(jnp.float32)
+        samples.append(jnp.swapaxes(sample.reshape(sample.shape[0], rows, width), 1, 2))
+    return samples
 
 
 def check_knn_classes(y: Any, k: int, error: type[ValueError] = MIError) -> None:
