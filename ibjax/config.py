@@ -12,6 +12,7 @@ from typing import Any
 
 from ibjax.mi import ESTIMATORS, MIError, Settings
 from ibjax.mi._errors import check_int, check_positive_float, check_range
+from ibjax.mi._estimators import NOISE_STD_RANGE
 
 ACTIVATIONS = ("tanh", "relu", "linear")
 OPTIMIZERS = ("adam", "sgd")
@@ -322,8 +323,10 @@ class Config:
             _check_int("quantize", self.quantize, minimum=1, maximum=MAX_BITS)
         if self.noise_std is not None:
             _check_positive_float("noise_std", self.noise_std)
-            if self.noise_std > 1e30:
-                raise ConfigError(f"noise_std must be at most 1e30, got {self.noise_std!r}")
+            low, high = NOISE_STD_RANGE
+            if not low <= self.noise_std <= high:
+                raise ConfigError(f"noise_std must be in [{low:g}, {high:g}], got "
+                                  f"{self.noise_std!r}")
         _check_int("noise_samples", self.noise_samples, minimum=1, maximum=MAX_NOISE_SAMPLES)
         if self.quantize is not None and self.noise_std is not None:
             raise ConfigError("quantize and noise_std cannot be combined: noise makes a "

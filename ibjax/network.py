@@ -72,7 +72,7 @@ def make_network(config: Config, num_features: int, num_classes: int,
             raise ConfigError(
                 "quantize and noise_std apply to the built-in mlp and cnn; quantize or add "
                 "noise inside your own module (ibjax.quantize) and measure it with "
-                "ibjax.make_recorder(quantize_bits=..., noise_std=...)")
+                "ibjax.make_recorder(quantize=..., noise_std=...)")
         return flax_network(model, input_shape, num_classes)
     quantize, noise_std = config.quantize or 0, config.noise_std or 0.0
     if config.model == "mlp":

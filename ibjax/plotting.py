@@ -203,15 +203,17 @@ def _title(results: xr.Dataset, what: str) -> str:
 
     config = json.loads(results.attrs.get("config", "{}"))
     model = str(config.get("model", "mlp"))
+    kind = (f", {config['quantize']}-bit quantized" if config.get("quantize") else "") + (
+        f", noise std {config['noise_std']:g}" if config.get("noise_std") else "")
     if model.startswith("own:"):
         data = str(config.get("dataset", "")).removeprefix("arrays:")
-        return f"{what}\n{results.sizes['seed']} seeds, {model[4:]} on {data}"
+        return f"{what}\n{results.sizes['seed']} seeds, {model[4:]} on {data}{kind}"
     hidden = "-".join(str(w) for w in config.get("hidden", []))
     if "learning_rate" in results.coords and results["learning_rate"].ndim == 0:
         config["learning_rate"] = float(results["learning_rate"])
     return (f"{what}\n{results.sizes['seed']} seeds, {config.get('activation', '?')} "
             f"{hidden}, {config.get('optimizer', '?')} lr {config.get('learning_rate', '?')}, "
-            f"batch {config.get('batch_size') or 'full'}")
+            f"batch {config.get('batch_size') or 'full'}{kind}")
 
 
 def skipped_figures(results: xr.Dataset) -> dict[str, str]:

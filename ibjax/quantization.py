@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 MAX_BITS = 16
 """Most bits per activation (65,536 levels)."""
@@ -43,16 +44,29 @@ def quantize(t: jax.Array, bits: int,
 
     Args:
       t: activations, any shape (one layer of one network; the range rule looks at all of it).
+        Integers and floats narrower than float32 are quantized in float32 (float16 cannot
+        hold 2**16 levels), and the result is float32 then.
       bits: k in ``[1, 16]``.
-      value_range: ``(lo, hi)``; None: ``(min(0, min t), max(0, max t))`` of ``t`` itself.
+      value_range: ``(lo, hi)``, finite, ``lo < hi``; None: ``(min(0, min t), max(0, max t))``
+        of ``t`` itself.
 
     Returns:
       An array like ``t`` whose values are exactly ``lo + i * step`` for integers ``i`` in
       ``[0, 2**bits - 1]`` (computed the same way for equal ``i``, so equal levels are equal
       floats); its gradient with respect to ``t`` is the identity.
+
+    Raises:
+      ValueError: ``bits`` or ``value_range`` not allowed (named), before anything is traced.
     """
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)) or not (
+            1 <= bits <= MAX_BITS):
         raise ValueError(f"bits must be an integer in [1, {MAX_BITS}], got {bits!r}")
+    bits = int(bits)
+    if value_range is not None:
+        value_range = _checked_range(value_range)
+    t = jnp.asarray(t)
+    if not jnp.issubdtype(t.dtype, jnp.floating) or jnp.finfo(t.dtype).bits < 32:
+        t = t.astype(jnp.float32)
     if value_range is None:
         frozen = jax.lax.stop_gradient(t)
         lo = jnp.minimum(jnp.min(frozen), 0.0)
@@ -65,6 +79,18 @@ def quantize(t: jax.Array, bits: int,
     q = lo + index * step
     # q + (t - t): the value is exactly q, the gradient the identity (t + (q - t) would round).
     return q + (t - jax.lax.stop_gradient(t))
+
+
+def _checked_range(value_range) -> tuple[float, float]:
+    """``value_range`` as a pair of finite floats with lo < hi; else ValueError naming it."""
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"value_range must be None or a pair (lo, hi) of numbers, got "
+                         f"{value_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"value_range must be finite with lo < hi, got ({lo}, {hi})")
+    return lo, hi
 
 
 def quantize_activation(t: jax.Array, bits: int, activation: str) -> jax.Array:

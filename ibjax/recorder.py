@@ -225,8 +225,17 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
         samples = None
         if "noisy" in names:
             noise_key = jax.random.key(0) if noise_key is None else noise_key
-            samples = sample_propagation(noisy_forward, jax.random.fold_in(noise_key, 0),
-                                         config.noise_samples)
+            try:
+                samples = sample_propagation(noisy_forward, jax.random.fold_in(noise_key, 0),
+                                             config.noise_samples)
+            except MIError as err:
+                raise ConfigError(f"noisy_forward: {err}") from None
+            for index, (sample, layer) in enumerate(zip(samples, layers, strict=False)):
+                if len(samples) != num_layers or np.shape(sample)[1:] != np.shape(layer):
+                    raise ConfigError(
+                        f"noisy_forward must return {num_layers} layers shaped like the "
+                        f"recorded ones; it returned {len(samples)}, layer {index} of shape "
+                        f"{np.shape(sample)[1:]} where the recorded one is {np.shape(layer)}")
             noise_key = jax.random.fold_in(noise_key, 1)
         try:
             return estimate_mi(layers, y_device, names, x=x_device, num_bins=settings.num_bins,

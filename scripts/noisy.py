@@ -116,6 +116,7 @@ def figure(results, epochs, cluster, path) -> None:
                   color="C3", ms=3, label="clustering")
         twin.tick_params(axis="y", colors="C3")
         ax.set_xscale("log")
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_title(str(results.layer_name.values[i]))
         ax.set_xlabel("epoch")
         if i == 0:

@@ -74,10 +74,11 @@ def statements(results) -> str:
                   for i in range(results.sizes["layer"])]
     _, fits, at_top = fits_per_layer(results)
     hidden = compresses[:-1]
+    neither = sum(1 for f, t in zip(fits, at_top, strict=True) if not (f or t))
     return "\n".join([
-        f"- Fitting phase in every layer: {'yes' if all(fits) else 'no'} "
-        f"({sum(fits)} of {len(fits)} layers fit; {sum(at_top)} hold I(T;Y) = H(Y) from "
-        f"epoch 0, with nothing left to fit).",
+        f"- Fitting phase in every layer that has room to fit: "
+        f"{'yes' if neither == 0 else 'no'} ({sum(fits)} of {len(fits)} layers fit in nearly "
+        f"every seed, {sum(at_top)} hold I(T;Y) = H(Y) from epoch 0, {neither} neither).",
         f"- Output layer compresses: {'yes' if compresses[-1] else 'no'}.",
         f"- Hidden layers that compress: {sum(hidden)} of {len(hidden)}."])
 
@@ -99,14 +100,21 @@ def main() -> None:
         results = run_or_load(base.replace(quantize=bits, activation=activation),
                               args.out / folder, args.fresh)
         accuracy = results.test_accuracy.isel(epoch=-1).values
+        learned = results.train_accuracy.isel(epoch=-1).values >= 0.9
         sections.append(
             f"## {title}\n\n{describe(results)}; final test accuracy median "
-            f"{np.nanmedian(accuracy):.3f}\n\n"
+            f"{np.nanmedian(accuracy):.3f}; {int(learned.sum())} of {learned.size} seeds "
+            f"learned the task (final train accuracy >= 0.9)\n\n"
             f"![information plane]({folder}/information_plane.png)\n\n"
             f"### Against Lorenzen et al.'s findings (exact)\n\n{statements(results)}\n\n"
             f"### Fitting: I(T;Y) rise after epoch 0 (exact)\n\n{fitting(results)}\n\n"
             f"### Compression: bits of I(X;T) lost after its peak\n\n{verdicts(results)}\n\n"
             f"### Phases\n\n{phase_table(results)}")
+        if 0 < learned.sum() < learned.size:
+            subset = results.isel(seed=np.flatnonzero(learned))
+            sections.append(
+                f"### {title}, only the {int(learned.sum())} seeds that learned\n\n"
+                f"{statements(subset)}\n\n{fitting(subset)}\n\n{verdicts(subset)}")
     write_report(args.out / "report.md", "Quantized networks: exact information planes",
                  sections, started)
 

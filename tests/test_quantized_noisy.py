@@ -219,6 +219,25 @@ def test_noisy_needs_its_samples_and_noise_std():
         ibjax.mi.estimate([t], y, ("noisy",), noise_std=0.1, noisy_samples=[t[None, :5]])
     with pytest.raises(MIError, match="noise_std must be a positive"):
         ibjax.mi.estimate([t], y, ("noisy",), noise_std=-1.0, noisy_samples=[t[None]])
+    for beta in (1e-20, 1e20):  # float32 kernels would be NaN
+        with pytest.raises(MIError, match=r"noise_std must be in \[1e-12, 1e\+12\]"):
+            ibjax.mi.estimate([t], y, ("noisy",), noise_std=beta, noisy_samples=[t[None]])
+    with pytest.raises(MIError, match="noisy_samples: a list of 1"):
+        ibjax.mi.estimate([t], y, ("noisy",), noise_std=0.1, noisy_samples=5)
+    with pytest.raises(MIError, match="noise_key must be a JAX random key"):
+        ibjax.mi.estimate([t], y, ("noisy",), noise_std=0.1, noisy_samples=[t[None]],
+                          noise_key=3)
+    with pytest.raises(MIError, match="forward must be a function"):
+        ibjax.mi.sample_propagation(3, jax.random.key(0), 2)
+    with pytest.raises(MIError, match="forward must return a list of layers"):
+        ibjax.mi.sample_propagation(lambda k: jnp.zeros(3), jax.random.key(0), 2)
+    with pytest.raises(MIError, match="'noisy' needs noisy_samples: the layer's"):
+        ibjax.mi.mutual_information(t, y, "noisy", noise_std=0.1)
+    assert np.isfinite(ibjax.mi.mutual_information(  # a concrete jax scalar is a number
+        t, y, "noisy", noise_std=jnp.float32(0.1), noisy_samples=t[None])).all()
+    for bad in ((1.0, -1.0), (float("nan"), 1.0), "tanh", (1.0,)):
+        with pytest.raises(ValueError, match="value_range must be"):
+            quantize(jnp.zeros(3), 4, bad)
 
 
 # ------------------------------------------------------------------------- in the trainer
@@ -354,6 +373,8 @@ def test_recorder_noisy_and_exact_equal_direct_estimates():
         np.testing.assert_allclose(np.asarray(buffers.ity[s, 1]), np.asarray(ity), atol=1e-4)
     with pytest.raises(ConfigError, match="noisy_forward"):
         recorder.record(recorder.init(), 0, [x[:, :4], x[:, :2]])
+    with pytest.raises(ConfigError, match="noisy_forward must return 2 layers"):
+        recorder.measure([x[:, :3], x[:, :2]], lambda k: forward(1.0, k)[:1])
     with pytest.raises(ConfigError, match="'exact'.*quantize"):
         ibjax.make_recorder((0,), y, ("exact",), layer_names=("a",))
     exact = ibjax.make_recorder((0,), y, ("exact",), layer_names=("a",), quantize=2)

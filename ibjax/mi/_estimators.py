@@ -65,6 +65,10 @@ SCALE_RANGE = (1e-30, 1e30)
 MAX_RENYI_ALPHA = 100.0
 """Highest Rényi order: beyond it ``lambda**alpha`` underflows float32 for every eigenvalue."""
 
+NOISE_STD_RANGE = (1e-12, 1e12)
+"""Allowed ``noise_std``: the kernels' float32 factor ``1 / (2 beta^2)`` and the squared noise
+``(beta z)^2`` stay finite (beta = 1e-20 or 1e20 gave NaN)."""
+
 MAX_KNN_K = 1024
 """Most kNN neighbours (each row keeps its k nearest in a top-k of this length)."""
 
@@ -139,10 +143,15 @@ class Settings:
         check_int("knn_k", self.knn_k, minimum=1, maximum=MAX_KNN_K)
         noise_std = self.noise_std
         if noise_std is not None:
+            if isinstance(noise_std, jax.core.Tracer):
+                raise MIError("noise_std must be a Python number, not a traced value (it is a "
+                              "constant of the compiled estimator)")
+            if isinstance(noise_std, (jax.Array, np.ndarray)) and noise_std.ndim == 0:
+                noise_std = noise_std.item()  # a concrete scalar array
             check_positive_float("noise_std", noise_std)
-            if not SCALE_RANGE[0] <= noise_std <= SCALE_RANGE[1]:
-                raise MIError(f"noise_std must be in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], "
-                              f"got {noise_std!r}")
+            if not NOISE_STD_RANGE[0] <= noise_std <= NOISE_STD_RANGE[1]:
+                raise MIError(f"noise_std must be in [{NOISE_STD_RANGE[0]:g}, "
+                              f"{NOISE_STD_RANGE[1]:g}], got {noise_std!r}")
             noise_std = float(noise_std)
         return dataclasses.replace(self, num_bins=int(self.num_bins), bin_range=bin_range,
                                    bin_width=float(self.bin_width),
@@ -379,8 +388,9 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
     if "knn" in names:
         check_knn_classes(y, settings.knn_k)
     samples = _check_noisy_samples(names, settings, noisy_samples, columns)
-    if "noisy" in names and noise_key is None:
-        noise_key = jax.random.key(0)
+    if "noisy" in names:
+        noise_key = jax.random.key(0) if noise_key is None else _check_key("noise_key",
+                                                                           noise_key)
     ixt, ity = [], []
     for index, t_columns in enumerate(columns):
         noisy = None if samples is None else (samples[index],
@@ -404,6 +414,10 @@ def mutual_information(t: jax.Array, y: jax.Array, estimator: str = "binning", *
     """:func:`estimate` of one layer ``t[N, d]`` by one estimator: float32 scalars, bits
     (``noisy_samples``: the layer's ``[m, N, ...]`` samples for ``noisy``)."""
     _check_layer("t", t, y, num_classes)
+    if estimator == "noisy" and noisy_samples is None:
+        raise MIError("estimator 'noisy' needs noisy_samples: the layer's [m, N, ...] values "
+                      "before its own noise in m noisy propagations (see "
+                      "ibjax.mi.sample_propagation)")
     ixt, ity = estimate([t], y, (estimator,), x=x, num_bins=num_bins, bin_range=bin_range,
                         bin_width=bin_width, kde_variance=kde_variance,
                         renyi_alpha=renyi_alpha, renyi_sigma=renyi_sigma, knn_k=knn_k,
@@ -438,7 +452,25 @@ def sample_propagation(forward: Callable[[jax.Array], Sequence[jax.Array]], key:
       One ``[m, N, ...]`` array per layer.
     """
     check_int("num_samples", num_samples, minimum=1)
-    return list(jax.vmap(forward)(jax.random.split(key, num_samples)))
+    if not callable(forward):
+        raise MIError(f"forward must be a function key -> [layer, ...], got "
+                      f"{type(forward).__name__}")
+    keys = jax.random.split(_check_key("key", key), num_samples)
+    layers = jax.vmap(forward)(keys)
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise MIError(f"forward must return a list of layers [N, ...] (one per measured layer), "
+                      f"got {type(layers).__name__}")
+    return list(layers)
+
+
+def _check_key(name: str, key: Any) -> jax.Array:
+    """A JAX random key (typed, or a legacy ``uint32[2]``); else :class:`MIError` naming it."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (jnp.issubdtype(dtype, jax.dtypes.prng_key) or (
+            dtype == jnp.uint32 and getattr(key, "shape", None) == (2,))):
+        return key
+    raise MIError(f"{name} must be a JAX random key (e.g. jax.random.key(0)), got "
+                  f"{type(key).__name__}")
 
 
 def _check_noisy_samples(names: tuple[str, ...], settings: Settings,
@@ -450,8 +482,7 @@ def _check_noisy_samples(names: tuple[str, ...], settings: Settings,
     if settings.noise_std is None:
         raise MIError("estimator 'noisy' needs noise_std, the standard deviation of the "
                       "network's Gaussian noise on every hidden unit")
-    if noisy_samples is None or isinstance(noisy_samples, (jax.Array, np.ndarray)) or len(
-            noisy_samples) != len(columns):
+    if not isinstance(noisy_samples, (list, tuple)) or len(noisy_samples) != len(columns):
         raise MIError(f"estimator 'noisy' needs noisy_samples: a list of {len(columns)} arrays "
                       f"[m, N, ...], one per layer (see ibjax.mi.sample_propagation)")
     samples = []
