@@ -91,7 +91,11 @@ def test_fixed_point_table_is_exact_and_cannot_overflow(num_samples, num_terms):
     assert num_terms * 2.0 ** -(table.frac_bits + 1) < 2.0**-31
 
 
-def test_inclusive_cumsum(rng):
-    values = jnp.asarray(rng.integers(-5, 6, 1000), jnp.int32)
-    np.testing.assert_array_equal(np.array(entropy.inclusive_cumsum(values)),
-                                  np.cumsum(np.array(values)))
+@pytest.mark.parametrize("size", [1, 63, 64, 65, 4096, 4097, 300_001])
+def test_inclusive_cumsum(rng, size):
+    """Blockwise float32 products give numpy's integer cumsum exactly, over one, two and
+    three levels of blocks, for random flags and for all ones (the largest partial sums)."""
+    flags = (rng.random(size) < 0.3).astype(np.int32)
+    for values in (flags, np.ones(size, np.int32)):
+        np.testing.assert_array_equal(np.array(entropy.inclusive_cumsum(jnp.asarray(values))),
+                                      np.cumsum(values))

@@ -127,10 +127,40 @@ def accurate_sum(values: jax.Array) -> jax.Array:
     return total[0] + compensation[0]
 
 
+_CUMSUM_BLOCK = 64
+
+
 def inclusive_cumsum(values: jax.Array) -> jax.Array:
-    """``jnp.cumsum`` of a 1-D integer array as an associative scan (2x faster on a CPU,
-    where ``jnp.cumsum`` lowers to a reduce-window)."""
-    return jax.lax.associative_scan(jnp.add, values)
+    """``jnp.cumsum`` of a 1-D array of small non-negative integers (0/1 flags here), exactly.
+
+    Computed blockwise as float32 products with triangular matrices of ones: each block of 64
+    values is summed by one product, the blocks' totals by a recursive call. Every partial sum
+    is an integer below 2**24, so the float32 products are exact (``Precision.HIGHEST``
+    keeps GPUs from rounding the inputs to TF32). This compiles to a handful of kernels (an
+    associative scan needs ~9 per call, ``jnp.cumsum`` a reduce-window that runs 2x slower on
+    a CPU) and runs as fast as the associative scan. Arrays whose sum could reach 2**24 use
+    the associative scan.
+
+    Args:
+      values: ``[n]`` integers; for the product path each must be in ``[0, 2**24 / n)``.
+
+    Returns:
+      ``[n]`` int32 inclusive prefix sums.
+    """
+    size = values.shape[0]
+    if size >= 2**24:
+        return jax.lax.associative_scan(jnp.add, values.astype(jnp.int32))
+    block = _CUMSUM_BLOCK
+    num_blocks = -(-size // block)
+    padded = jnp.pad(values.astype(jnp.float32), (0, num_blocks * block - size))
+    blocks = padded.reshape(num_blocks, block)
+    upper = jnp.asarray(np.triu(np.ones((block, block), np.float32)))
+    within = jnp.matmul(blocks, upper, precision=jax.lax.Precision.HIGHEST)
+    if num_blocks > 1:
+        totals = within[:, -1]
+        before = inclusive_cumsum(totals).astype(jnp.float32) - totals
+        within = within + before[:, None]
+    return within.reshape(-1)[:size].astype(jnp.int32)
 
 
 def group_sizes(is_new_group: jax.Array) -> jax.Array:
