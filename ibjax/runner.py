@@ -8,9 +8,7 @@ device; only each segment's snapshot measurements come back to the host.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +22,7 @@ import xarray as xr
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ibjax import checkpoint, results
+from ibjax.compiling import compiling
 from ibjax.config import Config, ConfigError, snapshot_epochs
 from ibjax.data import Dataset, digest, load_dataset
 from ibjax.hardware import hardware_info
@@ -104,32 +103,15 @@ def _compiled_program(config: Config, spec: DataSpec, num_seeds: int,
     groups of at most ``training_group`` (None: the platform's default,
     :func:`ibjax.segment.training_group_size`) and measures them all at once.
     """
-    with _garbage_collector_paused():
+    with compiling():
         return _compile_program(config, spec, num_seeds, devices, target_segments,
                                 training_group, model)
-
-
-@contextlib.contextmanager
-def _garbage_collector_paused():
-    """Python's cyclic garbage collector off while JAX traces and lowers (restored after).
-
-    Tracing creates many short-lived objects, and the collector's passes over them were a
-    fifth of the paper network's trace-and-lower time (2.3 -> 1.8 s on a 2-core CPU); the
-    cycles it would have freed are collected once the program is built.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
                      devices: tuple[jax.Device, ...], target_segments: int,
                      training_group: int | None, model) -> Program:
-    """:func:`_compiled_program`'s work (with the garbage collector paused)."""
+    """:func:`_compiled_program`'s work (inside :func:`ibjax.compiling.compiling`)."""
     trainer = make_trainer(config, spec, platform=devices[0].platform, model=model)
     plan = make_plan(snapshot_epochs(config.snapshots, config.num_epochs), config.num_epochs,
                      target_segments=target_segments)

@@ -1,0 +1,80 @@
+"""Making ibjax's own programs quicker to trace and compile, without changing what they compute.
+
+:func:`compiling` wraps the lowering of the runner's programs: Python's garbage collector is
+paused, and on a CPU JAX's Threefry hash is lowered as straight-line code instead of a loop.
+Both are undone when the block ends, so programs that users lower themselves are not affected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def compiling() -> Iterator[None]:
+    """Garbage collector paused and Threefry unrolled on CPU while the block traces and lowers.
+
+    Compile the lowered programs inside the block too: nothing is recorded by it, but the
+    garbage collector stays paused.
+    """
+    with _garbage_collector_paused(), _threefry_unrolled_on_cpu():
+        yield
+
+
+@contextlib.contextmanager
+def _garbage_collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while JAX traces and lowers (restored after).
+
+    Tracing creates many short-lived objects, and the collector's passes over them were a
+    fifth of the paper network's trace-and-lower time (2.3 -> 1.8 s on a 2-core CPU); the
+    cycles it would have freed are collected once the program is built.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _cpu_threefry_rule():
+    """``(table, primitive)``: JAX's CPU-specific lowering table and the Threefry primitive,
+    or None where this JAX keeps them elsewhere (then nothing is changed)."""
+    try:
+        from jax._src.interpreters import mlir
+        try:
+            from jax._src.random import threefry2x32 as threefry
+        except ImportError:  # older JAX
+            from jax._src import prng as threefry
+        return mlir._platform_specific_lowerings["cpu"], threefry.threefry2x32_p
+    except (ImportError, AttributeError, KeyError):
+        return None
+
+
+@contextlib.contextmanager
+def _threefry_unrolled_on_cpu() -> Iterator[None]:
+    """Within the block, Threefry-2x32 lowers on CPU as on GPUs: its 20 rounds unrolled.
+
+    JAX 0.10 lowers the hash on CPU as a ``while`` loop of 5 iterations, which XLA's CPU
+    compiler turns into several kernels per call; ibjax's ``init`` program holds 18 calls
+    (key derivations and the initial weights) and took 2.9-3.0 s to compile on a 2-core CPU,
+    1.7-1.8 s with the hash unrolled (later JAX versions lower it unrolled on every platform).
+    The hash computes the same 32-bit integers either way, so every random number, and so
+    every result, is unchanged bit for bit. The CPU rule is removed from JAX's lowering table
+    for the duration of the block (the platform-independent unrolled rule then applies) and
+    put back after; a JAX without that rule is left alone.
+    """
+    found = _cpu_threefry_rule()
+    if found is None:
+        yield
+        return
+    table, primitive = found
+    rule = table.pop(primitive, None)
+    try:
+        yield
+    finally:
+        if rule is not None:
+            table[primitive] = rule
