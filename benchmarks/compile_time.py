@@ -1,14 +1,18 @@
-"""Where compile time goes: lowering and XLA compilation of ibjax's programs, and their size.
+"""Where compile time goes, and how long `ibjax run` takes to start, cold and warm.
 
     python benchmarks/compile_time.py [--seeds 16] [--json results/compile_cpu.json]
 
 For the paper configuration, per estimator set: the time to lower (trace to StableHLO) and to
 compile (XLA) one segment program, its size (StableHLO operations; instructions of the
-optimised HLO), and the same for its parts: the training half (``train_steps``), the
-measuring half (``measure_if``) and the binning of a single layer. The persistent compilation
-cache is off, so every figure is a cold compile. Also the whole command, ``ibjax run`` of
-2 epochs from a cold and from a warm persistent cache (wall time of a fresh process, which
-includes starting Python and JAX). The hardware is printed with every figure.
+optimised HLO), and the same for its parts: ``init``, the training half (``train_steps``), the
+measuring half (``measure_if``) and the binning of a single layer; all lowered as the runner
+lowers them (inside :func:`ibjax.compiling.compiling`), with the persistent compilation cache
+off, so every figure is a cold compile. Then, per estimator set, the whole command
+``ibjax run`` (16 seeds, 2 epochs) in a fresh process with empty caches (cold) and again with
+the caches it filled (warm): the compile time it reports, the time from starting the command
+to its first epoch's progress line, and to its exit. Each figure is printed next to the one
+in ``--json``'s file from the previous run of this script, when there is one. The hardware is
+printed with every figure.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +32,9 @@ import jax
 import jax.numpy as jnp
 
 import ibjax
+from ibjax import native_products
+from ibjax.cache import cache_dir
+from ibjax.compiling import compiling
 from ibjax.hardware import hardware_info
 from ibjax.mi._estimators import estimate_columns
 from ibjax.segment import batched_steps
@@ -38,11 +46,12 @@ ESTIMATOR_SETS = (("binning",), ("binning", "kde-upper", "kde-lower"), ("binning
 
 def measure(label: str, fn, *args) -> dict:
     """Lowers and compiles ``jax.jit(fn)`` for ``args`` (shapes); returns the figures."""
-    start = time.perf_counter()
-    lowered = jax.jit(fn).lower(*args)
-    lowered_at = time.perf_counter()
-    compiled = lowered.compile()
-    compiled_at = time.perf_counter()
+    with compiling():
+        start = time.perf_counter()
+        lowered = jax.jit(fn).lower(*args)
+        lowered_at = time.perf_counter()
+        compiled = lowered.compile()
+        compiled_at = time.perf_counter()
     row = {
         "what": label,
         "lower_s": round(lowered_at - start, 2),
@@ -51,10 +60,19 @@ def measure(label: str, fn, *args) -> dict:
                              if "stablehlo." in line and "=" in line),
         "hlo_instructions": sum(1 for line in compiled.as_text().splitlines() if " = " in line),
     }
-    print(f"{label:44s} lower {row['lower_s']:5.2f} s  compile {row['compile_s']:6.2f} s  "
-          f"StableHLO ops {row['stablehlo_ops']:6d}  HLO instructions "
-          f"{row['hlo_instructions']:6d}", flush=True)
+    print(f"{label:44s} lower {row['lower_s']:5.2f} s  compile {row['compile_s']:6.2f} s "
+          f"{was(label, 'compile_s')}  StableHLO ops {row['stablehlo_ops']:6d}  HLO "
+          f"instructions {row['hlo_instructions']:6d}", flush=True)
     return row
+
+
+PREVIOUS: dict[str, dict] = {}
+"""The previous run's rows by their ``what`` (from ``--json``'s file), for comparison."""
+
+
+def was(label: str, field: str) -> str:
+    value = PREVIOUS.get(label, {}).get(field)
+    return "" if value is None else f"(was {value:5.2f} s)"
 
 
 def programs(num_seeds: int) -> list[dict]:
@@ -91,25 +109,47 @@ def programs(num_seeds: int) -> list[dict]:
     return rows
 
 
+def first_epoch_run(env: dict, out: str, estimators: str) -> tuple[float, float, float]:
+    """``ibjax run`` in a fresh process; returns (reported compile s, s to the first epoch's
+    progress line, s to exit), all from the moment the command is started."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ibjax", "run", "--epochs", "2", "--no-plots", "--estimators",
+         estimators, "--out", out], env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    text, first_epoch = b"", None
+    while chunk := process.stdout.read1(4096):
+        text += chunk
+        if first_epoch is None and b"epoch " in text.split(b"compiling...")[-1]:
+            first_epoch = time.perf_counter() - start
+    if process.wait() != 0:
+        raise RuntimeError(f"ibjax run failed:\n{text.decode()}")
+    wall = time.perf_counter() - start
+    reported = next(line for line in text.decode().replace("\r", "\n").splitlines()
+                    if line.startswith("compile time"))
+    return float(reported.split()[2]), first_epoch, wall
+
+
 def whole_command() -> list[dict]:
-    """``ibjax run`` of 16 seeds x 2 epochs in a fresh process: cold, then warm cache."""
+    """Per estimator set, ``ibjax run`` of 16 seeds x 2 epochs: cold caches, then warm (the
+    native products' library, built once per machine, is there in both)."""
     rows = []
-    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
-        env = {**os.environ, "IBJAX_CACHE_DIR": cache}
-        env.pop("JAX_COMPILATION_CACHE_DIR", None)
-        for kind in ("cold cache", "warm cache"):
-            start = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, "-m", "ibjax", "run", "--epochs", "2", "--no-plots", "--quiet",
-                 "--out", os.path.join(out, kind.replace(" ", "-"))],
-                env=env, capture_output=True, text=True, check=True)
-            wall = time.perf_counter() - start
-            reported = next(line for line in done.stdout.splitlines()
-                            if line.startswith("compile time"))
-            rows.append({"what": f"ibjax run --epochs 2 ({kind})", "wall_s": round(wall, 1),
-                         "reported": reported})
-            print(f"ibjax run --epochs 2, {kind:10s}: {wall:5.1f} s wall ({reported})",
-                  flush=True)
+    native_products.available()  # built once per machine: copied, not rebuilt, below
+    for estimators in ESTIMATOR_SETS:
+        name = ",".join(estimators)
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
+            if cache_dir("native").exists():
+                shutil.copytree(cache_dir("native"), os.path.join(cache, "native"))
+            env = {**os.environ, "IBJAX_CACHE_DIR": cache}
+            env.pop("JAX_COMPILATION_CACHE_DIR", None)
+            for kind in ("cold", "warm"):
+                compile_s, first_s, wall_s = first_epoch_run(env, os.path.join(out, kind), name)
+                label = f"ibjax run --estimators {name} ({kind})"
+                rows.append({"what": label, "compile_s": compile_s, "first_epoch_s":
+                             round(first_s, 2), "wall_s": round(wall_s, 2)})
+                print(f"{label:52s} compile {compile_s:5.1f} s {was(label, 'compile_s')}  "
+                      f"first epoch at {first_s:5.2f} s {was(label, 'first_epoch_s')}  "
+                      f"exit at {wall_s:5.2f} s", flush=True)
     return rows
 
 
@@ -119,6 +159,9 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     jax.config.update("jax_enable_compilation_cache", False)
+    if args.json and os.path.exists(args.json):
+        with open(args.json) as handle:
+            PREVIOUS.update({row["what"]: row for row in json.load(handle)["rows"]})
     hardware = hardware_info()
     print("hardware:", json.dumps(hardware), flush=True)
     print(f"the paper network, {args.seeds} seeds vmapped, one device", flush=True)

@@ -2,6 +2,7 @@
 
 - ``jax/``: JAX's persistent compilation cache (the command line turns it on, see
   :func:`ibjax.cli.use_compilation_cache`);
+- ``programs/``: traced programs, kept while JAX's cache is on (:mod:`ibjax.program_cache`);
 - ``native/``: the built native products library (:mod:`ibjax.native_products`).
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 
 def cache_dir(name: str) -> Path:
-    """The folder ``name`` (``"jax"`` or ``"native"``) of ibjax's cache; not created here."""
+    """The folder ``name`` (``"jax"``, ``"programs"`` or ``"native"``) of ibjax's cache; not
+    created here."""
     root = os.environ.get("IBJAX_CACHE_DIR") or Path.home() / ".cache" / "ibjax"
     return Path(root) / name

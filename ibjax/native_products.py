@@ -37,6 +37,8 @@ from ibjax.cache import cache_dir
 SOURCE = "native_products.cc"
 FORWARD, BACKWARD_INPUT, BACKWARD_KERNEL = (
     "ibjax_dense_forward", "ibjax_dense_backward_input", "ibjax_dense_backward_kernel")
+FFI_TARGETS = (FORWARD, BACKWARD_INPUT, BACKWARD_KERNEL)
+"""The XLA FFI custom-call targets these routines register (on the CPU platform)."""
 _SYMBOLS = {FORWARD: "IbjaxDenseForward", BACKWARD_INPUT: "IbjaxDenseBackwardInput",
             BACKWARD_KERNEL: "IbjaxDenseBackwardKernel"}
 COMPILE_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")

@@ -1,14 +1,13 @@
 """Running a configuration: all seeds in one compiled program, segment by segment.
 
-``run(config)`` validates, compiles one segment program once (cached per configuration and seed
-count: the trainer's steps vmapped over the networks, trained in groups on a CPU, see
-:mod:`ibjax.segment`), then calls it for each segment of the plan, keeping the state on the
-device; only each segment's snapshot measurements come back to the host.
+``run(config)`` validates, compiles one segment program once (:mod:`ibjax.program`, cached per
+configuration and seed count: the trainer's steps vmapped over the networks, trained in groups
+on a CPU, see :mod:`ibjax.segment`), then calls it for each segment of the plan, keeping the
+state on the device; only each segment's snapshot measurements come back to the host.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -16,14 +15,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ibjax import checkpoint, results
-from ibjax.compiling import compiling
-from ibjax.config import Config, ConfigError, snapshot_epochs
+from ibjax.config import Config, ConfigError
 from ibjax.data import Dataset, digest, load_dataset
 from ibjax.hardware import hardware_info
 from ibjax.memory import (
@@ -36,20 +32,13 @@ from ibjax.memory import (
     program_bytes,
 )
 from ibjax.mi._estimators import check_knn_classes
-from ibjax.plan import Plan, make_plan
-from ibjax.segment import batched_steps, grouped_steps, num_training_groups, training_group_size
+from ibjax.program import compiled_program, seed_sharding
 from ibjax.train import (
-    DataSpec,
     Measurement,
     Steps,
-    Trainer,
     data_spec,
-    make_trainer,
     mi_sample_rows,
 )
-
-# Counts traces of the segment program; a test checks that a second run does not retrace.
-TRACE_COUNT = {"segment": 0}
 
 
 class Progress(NamedTuple):
@@ -69,83 +58,6 @@ class Progress(NamedTuple):
         if self.epochs_done == 0:
             return float("nan")
         return self.elapsed_s * (self.num_epochs - self.epochs_done) / self.epochs_done
-
-
-class Program(NamedTuple):
-    """A compiled run for one configuration and seed count."""
-
-    trainer: Trainer
-    plan: Plan
-    init: Callable
-    segment: Callable
-    compile_s: float
-    training_groups: int
-
-
-def seed_sharding(devices: tuple[jax.Device, ...]) -> tuple[NamedSharding, NamedSharding]:
-    """Shardings that split a leading seed axis over ``devices`` (mesh axis ``"seed"``).
-
-    Returns:
-      ``(by_seed, replicated)``.
-    """
-    mesh = Mesh(np.asarray(devices), ("seed",))
-    return NamedSharding(mesh, PartitionSpec("seed")), NamedSharding(mesh, PartitionSpec())
-
-
-@functools.lru_cache(maxsize=16)
-def _compiled_program(config: Config, spec: DataSpec, num_seeds: int,
-                      devices: tuple[jax.Device, ...], target_segments: int = 50,
-                      training_group: int | None = None, model=None) -> Program:
-    """Compiles init and one segment for ``num_seeds`` (a multiple of ``len(devices)``).
-
-    The program depends on the data only through ``spec`` (shapes): the arrays are an
-    argument, so data sets of the same shapes share it. Each device trains its networks in
-    groups of at most ``training_group`` (None: the platform's default,
-    :func:`ibjax.segment.training_group_size`) and measures them all at once.
-    """
-    with compiling():
-        return _compile_program(config, spec, num_seeds, devices, target_segments,
-                                training_group, model)
-
-
-def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
-                     devices: tuple[jax.Device, ...], target_segments: int,
-                     training_group: int | None, model) -> Program:
-    """:func:`_compiled_program`'s work (inside :func:`ibjax.compiling.compiling`)."""
-    trainer = make_trainer(config, spec, platform=devices[0].platform, model=model)
-    plan = make_plan(snapshot_epochs(config.snapshots, config.num_epochs), config.num_epochs,
-                     target_segments=target_segments)
-    by_seed, replicated = seed_sharding(devices)
-    groups = num_training_groups(num_seeds // len(devices),
-                                 training_group_size(training_group, devices[0].platform))
-    local_steps = batched_steps(trainer) if groups == 1 else grouped_steps(trainer, groups)
-    # Each device runs the segment on its own networks, so XLA partitions nothing: a custom
-    # call (the native products) has no partitioning rule, and under jit's automatic
-    # partitioning would be computed for all networks on every device.
-    steps_fn = jax.shard_map(local_steps, mesh=by_seed.mesh,
-                             in_specs=(by_seed.spec, replicated.spec, replicated.spec),
-                             out_specs=by_seed.spec, check_vma=False)
-
-    def segment(state, data, steps):
-        TRACE_COUNT["segment"] += 1
-        return steps_fn(state, data, steps)
-
-    start = time.perf_counter()
-    seeds = jax.ShapeDtypeStruct((num_seeds,), jnp.int32, sharding=by_seed)
-    rates = jax.ShapeDtypeStruct((num_seeds,), jnp.float32, sharding=by_seed)
-    init = jax.jit(jax.vmap(trainer.init), out_shardings=by_seed).lower(seeds, rates).compile()
-    state_shape = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=by_seed),
-        jax.eval_shape(jax.vmap(trainer.init), seeds, rates))
-    data_shape = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=replicated),
-        trainer.data_shape)
-    steps = Steps(
-        jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.int32, sharding=replicated),
-        jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.bool_, sharding=replicated))
-    compiled = jax.jit(segment, out_shardings=by_seed).lower(state_shape, data_shape,
-                                                            steps).compile()
-    return Program(trainer, plan, init, compiled, time.perf_counter() - start, groups)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -293,8 +205,8 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     # (the seed count, the data's name: data of the same shapes share one program).
     static = config.replace(num_seeds=1, dataset="arrays:program")
     spec = data_spec(dataset)
-    misses_before = _compiled_program.cache_info().misses
-    program = _compiled_program(static, spec, all_padded, devices, target_segments,
+    misses_before = compiled_program.cache_info().misses
+    program = compiled_program(static, spec, all_padded, devices, target_segments,
                                 training_group, model)
     budget = device_budget_bytes(devices)
     chunk = networks_per_chunk(all_padded, program_bytes(program.segment), budget, num_devices)
@@ -302,7 +214,7 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         chunk = min(chunk, max(num_devices,
                                max_networks_per_chunk // num_devices * num_devices))
     while chunk < all_padded:  # does not fit at once: a program for one chunk of networks
-        program = _compiled_program(static, spec, chunk, devices, target_segments,
+        program = compiled_program(static, spec, chunk, devices, target_segments,
                                     training_group, model)
         needed = program_bytes(program.segment)
         if budget is None or needed is None or needed <= budget:
@@ -311,7 +223,7 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
             raise ConfigError(network_too_large(needed, budget, config, dataset))
         chunk = max(num_devices, chunk // 2 // num_devices * num_devices)  # not quite linear
     # Misses, not the cache size: a full cache evicts one program for each one it adds.
-    newly_compiled = _compiled_program.cache_info().misses > misses_before
+    newly_compiled = compiled_program.cache_info().misses > misses_before
     num_chunks = -(-num_real // chunk)
     padding = num_chunks * chunk - num_real
     network_seeds = np.concatenate([np.repeat(seeds, rate_values.size),

@@ -1,7 +1,7 @@
 import pytest
 
 import ibjax
-from ibjax import runner as run_module
+from ibjax import program
 from ibjax.config import Config, ConfigError, snapshot_epochs
 
 
@@ -62,10 +62,10 @@ BAD = [
 
 @pytest.mark.parametrize("overrides, field", BAD)
 def test_bad_config_raises_before_compiling(overrides, field):
-    traces = run_module.TRACE_COUNT["segment"]
+    traces = program.TRACE_COUNT["segment"]
     with pytest.raises(ConfigError, match=field):
         ibjax.run(Config(**{"num_epochs": 10, **overrides}))
-    assert run_module.TRACE_COUNT["segment"] == traces
+    assert program.TRACE_COUNT["segment"] == traces
 
 
 def test_unknown_json_field():

@@ -5,7 +5,7 @@ from test_scale import assert_same_trajectories
 
 import ibjax
 from ibjax.memory import device_budget_bytes, networks_per_chunk, program_bytes
-from ibjax.runner import _compiled_program
+from ibjax.program import compiled_program
 
 
 def test_chunk_size_rule():
@@ -23,9 +23,9 @@ def test_xla_reports_memory_linear_in_networks():
 
     devices = tuple(jax.local_devices())
     spec = data_spec(ibjax.load_var_u())
-    small = program_bytes(_compiled_program(CONFIG.replace(num_seeds=1), spec, 4,
+    small = program_bytes(compiled_program(CONFIG.replace(num_seeds=1), spec, 4,
                                             devices).segment)
-    large = program_bytes(_compiled_program(CONFIG.replace(num_seeds=1), spec, 16,
+    large = program_bytes(compiled_program(CONFIG.replace(num_seeds=1), spec, 16,
                                             devices).segment)
     assert small and large and 3.0 < large / small < 6.0  # roughly linear
     assert device_budget_bytes(devices) > 0
@@ -58,10 +58,10 @@ def test_memory_fraction_from_the_environment(monkeypatch):
         monkeypatch.setenv("IBJAX_MEMORY_FRACTION", bad)
         with pytest.raises(ibjax.ConfigError, match="IBJAX_MEMORY_FRACTION must be a number"):
             memory.budget_fraction()
-    traces = _compiled_program.cache_info().misses
+    traces = compiled_program.cache_info().misses
     with pytest.raises(ibjax.ConfigError, match="IBJAX_MEMORY_FRACTION"):
         ibjax.run(CONFIG.replace(num_seeds=3, num_epochs=3))  # before anything is compiled
-    assert _compiled_program.cache_info().misses == traces
+    assert compiled_program.cache_info().misses == traces
 
 
 def test_seeds_must_be_integers():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ibjax
-from ibjax import runner
+from ibjax import program
 from ibjax.model import CNN
 
 
@@ -89,12 +89,12 @@ def test_data_of_the_same_shapes_share_one_compiled_program():
     first = ibjax.make_dataset(rng.normal(size=(120, 6)), np.arange(120) % 3, name="first")
     second = ibjax.make_dataset(rng.normal(size=(120, 6)) * 2, (np.arange(120) // 7) % 3,
                                 name="second")
-    runner._compiled_program.cache_clear()
-    traces = runner.TRACE_COUNT["segment"]
+    program.compiled_program.cache_clear()
+    traces = program.TRACE_COUNT["segment"]
     a = ibjax.run(config, data=first)
     b = ibjax.run(config, data=second)
-    assert runner.TRACE_COUNT["segment"] == traces + 1  # traced and compiled once
-    assert runner._compiled_program.cache_info().misses == 1
+    assert program.TRACE_COUNT["segment"] == traces + 1  # traced and compiled once
+    assert program.compiled_program.cache_info().misses == 1
     assert b.attrs["compile_s"] == 0.0 < a.attrs["compile_s"]
     assert not np.allclose(a.ixt.values, b.ixt.values)  # the second data set was used
     assert ibjax.config_of(b).dataset == "arrays:second"

@@ -96,13 +96,13 @@ def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
 
 
 def test_learning_rates_batched_in_one_program(tmp_path):
-    from ibjax import runner
+    from ibjax import program
     from ibjax.plotting import plot_results
 
     rates = (1e-3, 2e-2)
-    traces = runner.TRACE_COUNT["segment"]
+    traces = program.TRACE_COUNT["segment"]
     swept = ibjax.run(CONFIG.replace(num_seeds=2, learning_rate=rates))
-    assert runner.TRACE_COUNT["segment"] == traces + 1  # one compiled program for all rates
+    assert program.TRACE_COUNT["segment"] == traces + 1  # one compiled program for all rates
     assert swept.ixt.dims == ("seed", "learning_rate", "epoch", "estimator", "layer")
     assert swept.diverged_epoch.dims == ("seed", "learning_rate")
     np.testing.assert_allclose(swept.learning_rate.values, rates)

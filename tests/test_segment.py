@@ -7,7 +7,7 @@ from test_scale import assert_same_trajectories
 
 import ibjax
 from ibjax.config import ConfigError
-from ibjax.runner import _compiled_program
+from ibjax.program import compiled_program
 from ibjax.segment import CPU_TRAINING_GROUP, num_training_groups, training_group_size
 
 
@@ -38,7 +38,7 @@ def test_grouped_training_equals_one_batch():
 
 @pytest.mark.parametrize("bad", [0, -2, 2.5, True, "64"])
 def test_bad_training_group_is_rejected_before_compiling(bad):
-    misses = _compiled_program.cache_info().misses
+    misses = compiled_program.cache_info().misses
     with pytest.raises(ConfigError, match="training_group"):
         ibjax.run(CONFIG.replace(seed=4321), training_group=bad)
-    assert _compiled_program.cache_info().misses == misses
+    assert compiled_program.cache_info().misses == misses

@@ -5,8 +5,7 @@ import optax
 import pytest
 
 import ibjax
-from ibjax import native_products
-from ibjax import runner as run_module
+from ibjax import native_products, program
 from ibjax.config import Config
 from ibjax.data import load_var_u
 from ibjax.model import MLP, layer_products
@@ -132,7 +131,7 @@ def test_products_train_like_matrix_products(product):
 
 def test_run_end_to_end_and_no_retrace():
     cfg = Config(num_seeds=3, seed=11, **SMALL)  # a config no other test compiles
-    traces = run_module.TRACE_COUNT["segment"]
+    traces = program.TRACE_COUNT["segment"]
     ds = ibjax.run(cfg)
     assert dict(ds.sizes) == {"seed": 3, "epoch": 4, "estimator": 1, "layer": 3}
     np.testing.assert_array_equal(ds.epoch.values, [0, 2, 4, 6])
@@ -144,7 +143,7 @@ def test_run_end_to_end_and_no_retrace():
     auto = "native" if native_products.available() else "matmul"  # "auto" on a CPU
     assert ds.attrs["layer_products"] == ",".join([auto] * 3)
     again = ibjax.run(cfg)
-    assert run_module.TRACE_COUNT["segment"] == traces + 1  # compiled once, reused
+    assert program.TRACE_COUNT["segment"] == traces + 1  # compiled once, reused
     assert again.attrs["compile_s"] == 0.0
     np.testing.assert_array_equal(again.ixt.values, ds.ixt.values)
     # Random split per seed: train rows differ between seeds, so do the losses.
