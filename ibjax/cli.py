@@ -10,6 +10,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -177,7 +178,15 @@ def use_compilation_cache() -> None:
 
     if "JAX_COMPILATION_CACHE_DIR" in os.environ or jax.config.jax_compilation_cache_dir:
         return
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir("jax")))
+    folder = cache_dir("jax")
+    try:  # an unusable cache would make JAX warn at every program; say it once, run without
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        print(f"ibjax: compilation cache off ({folder}: {err.strerror or err}); every run "
+              f"compiles from scratch", file=sys.stderr)
+        return
+    jax.config.update("jax_compilation_cache_dir", str(folder))
 
 
 def _snapshots(text: str) -> str | tuple[int, ...]:
@@ -523,8 +532,10 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
         raise
     path = folder.results
     total = time.perf_counter() - start
+    # A resumed run's run time counts the earlier sessions too; the wall time only this one.
+    wall = "in this session" if from_checkpoint else "in all"
     print(f"compile time   {ds.attrs['compile_s']:.1f} s\n"
-          f"run time       {ds.attrs['run_s']:.1f} s  ({total:.1f} s in all)\n"
+          f"run time       {ds.attrs['run_s']:.1f} s  ({total:.1f} s {wall})\n"
           f"throughput     {ds.attrs['seed_epochs_per_s']:.0f} seed-epochs/s "
           f"on {ds.attrs['device']}\n"
           f"diverged       {int((ds['diverged_epoch'] >= 0).sum())} of {ds.sizes['seed']} seeds "

@@ -71,7 +71,16 @@ def _build(compiler: str) -> Path:
     path = cache_dir("native") / f"libibjax_native_products-{key}.so"
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _compile(compiler, source, include, path)
+    except OSError:  # the cache cannot be written: build for this process, same library
+        private = Path(tempfile.mkdtemp(prefix="ibjax-native-")) / path.name
+        return _compile(compiler, source, include, private)
+
+
+def _compile(compiler: str, source: bytes, include: str, path: Path) -> Path:
+    """Compiles ``source`` into ``path`` (atomically, via a temporary folder beside it)."""
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         src = Path(tmp) / SOURCE
         src.write_bytes(source)

@@ -220,7 +220,7 @@ def test_the_table_is_long_enough():
 def test_bad_input_gives_a_clear_error(argv, expected, tmp_path, capsys, monkeypatch):
     from ibjax import runner
 
-    monkeypatch.setattr(runner, "_compiled_program",
+    monkeypatch.setattr(runner, "compiled_program",
                         lambda *a, **k: pytest.fail("compiled despite bad input"))
     try:
         code = main(argv(tmp_path))

@@ -116,3 +116,15 @@ print(json.dumps(out))
     assert out["auto"] == ["matmul"]
     assert out["error"] == f"layer_product='native' is not available here: {out['reason']}"
     assert not list(tmp_path.glob("cache/**/*.so"))  # nothing half-built left behind
+
+
+@needs_compiler
+def test_an_unwritable_cache_builds_the_same_library_for_this_process(tmp_path, monkeypatch):
+    """A cache folder that cannot be written must not turn the native products off (that would
+    change the numbers): the library is built in a private temporary folder instead."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("IBJAX_CACHE_DIR", str(blocked))
+    built = native_products._build(os.environ.get("CXX") or "c++")
+    assert built.is_file() and not str(built).startswith(str(blocked))
+    assert built.name.startswith("libibjax_native_products-")

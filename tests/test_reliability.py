@@ -85,7 +85,7 @@ def test_failed_figures_keep_the_results(tmp_path, monkeypatch, capsys):
 def test_unusable_out_is_refused_before_compiling(tmp_path, monkeypatch, capsys):
     from ibjax import rundir
 
-    monkeypatch.setattr(runner, "_compiled_program",
+    monkeypatch.setattr(runner, "compiled_program",
                         lambda *a, **k: pytest.fail("compiled despite an unusable --out"))
 
     def fsync_full(fd):
@@ -95,7 +95,7 @@ def test_unusable_out_is_refused_before_compiling(tmp_path, monkeypatch, capsys)
     assert main(["run", *FLAGS, "--out", str(tmp_path / "full")]) == 2
     assert "cannot write there (No space left on device)" in capsys.readouterr().err
     monkeypatch.undo()
-    monkeypatch.setattr(runner, "_compiled_program",
+    monkeypatch.setattr(runner, "compiled_program",
                         lambda *a, **k: pytest.fail("compiled despite an unusable --out"))
     monkeypatch.setattr(rundir.shutil, "disk_usage",
                         lambda path: types.SimpleNamespace(total=10**9, used=10**9, free=1000))
@@ -294,7 +294,7 @@ def test_sizes_are_checked_before_memory_is_touched(monkeypatch):
     from ibjax import memory
 
     monkeypatch.setattr(memory, "host_available_bytes", lambda: 2 * 10**9)
-    monkeypatch.setattr(runner, "_compiled_program",
+    monkeypatch.setattr(runner, "compiled_program",
                         lambda *a, **k: pytest.fail("compiled a network that cannot fit"))
     with pytest.raises(ibjax.ConfigError, match="one network needs about 4.9 GB on a device"):
         ibjax.run(Config(num_seeds=1, hidden=(100_000,), num_epochs=2))
@@ -382,3 +382,19 @@ def test_the_default_folder_in_use_is_not_moved(tmp_path, monkeypatch, capsys):
         assert main(["run", *FLAGS, "--no-plots"]) == 2
         assert "in use by another ibjax run" in capsys.readouterr().err
         assert [p.name for p in (tmp_path / "ibjax_runs").iterdir()] == ["latest"]
+
+
+def test_an_unusable_compilation_cache_is_said_once_and_turned_off(tmp_path):
+    """IBJAX_CACHE_DIR naming a file: one line from ibjax, no JAX warnings, no cache."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from ibjax.cli import use_compilation_cache; "
+         "use_compilation_cache(); import jax; print(jax.config.jax_compilation_cache_dir)"],
+        env={**env, "IBJAX_CACHE_DIR": str(blocked)}, capture_output=True, text=True,
+        timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"
+    assert done.stderr.startswith("ibjax: compilation cache off (")
+    assert str(blocked) in done.stderr and len(done.stderr.strip().splitlines()) == 1
