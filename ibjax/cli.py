@@ -172,7 +172,9 @@ def use_compilation_cache() -> None:
     The cache lives in ``$IBJAX_CACHE_DIR/jax`` or ``~/.cache/ibjax/jax`` (:mod:`ibjax.cache`);
     a repeated run of the same configuration then loads its program instead of recompiling.
     Set ``JAX_COMPILATION_CACHE_DIR`` to choose another folder. (``import ibjax`` changes no
-    JAX setting; only the command line does this.)
+    JAX setting; only the command line does this.) A folder that cannot be written leaves the
+    cache off, said in one line on stderr. With the cache on, the runner keeps the traced
+    programs too (:mod:`ibjax.program_cache`).
     """
     import jax
 
