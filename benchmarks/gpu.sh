@@ -13,7 +13,10 @@
 # or TEST_ARGS),
 # EST_SEEDS (0 skips the estimator costs), ACROSS (0 skips), CPU_PRODUCTS (0 skips timing the
 # host CPU's training epoch with native against XLA matmul products), MORE_SEEDS (empty
-# skips), BASELINE_EPOCHS (0 skips).
+# skips), BASELINE_EPOCHS (0 skips), BIG_SEEDS (default 10000, empty skips; its own limit
+# BIG_STEP_S, default 240 s). throughput.py reports the training FLOP/s and the fraction of
+# the GPU's float32 peak. With 15 minutes of device time, skip the extras:
+#   ABLATE=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
 # From the repository root:
 #   bash benchmarks/gpu.sh
 #   SEEDS="2" EPOCHS=20 EST_SEEDS=2 ACROSS=0 BASELINE_EPOCHS=20 bash benchmarks/gpu.sh  # quick
@@ -41,6 +44,10 @@ for seeds in ${SEEDS:-1000 100}; do
     step "${STEP_S:-150}" "$py" benchmarks/throughput.py --seeds "$seeds" \
       --epochs "${EPOCHS:-8000}" --layer-product "$product"
   done
+done
+for seeds in ${BIG_SEEDS-10000}; do
+  step "${BIG_STEP_S:-240}" "$py" benchmarks/throughput.py --seeds "$seeds" \
+    --epochs "${EPOCHS:-8000}"
 done
 if [ "${ABLATE:-1}" = 1 ]; then
   ablate_seeds=${ABLATE_SEEDS:-1000}
@@ -87,13 +94,15 @@ gpu = open(f"{out}/gpu.txt").read().strip()
 rows = [json.loads(line) for line in open(f"{out}/throughput.jsonl")]
 rows = [r for r in rows if "epochs" in r]  # not the baseline's line
 lines = [f"GPU: {gpu}", "",
-         "| seeds | epochs | layer products | compile s | run s | seed-epochs/s |",
-         "| ---: | ---: | --- | ---: | ---: | ---: |"]
+         "| seeds | epochs | layer products | compile s | run s | seed-epochs/s | training "
+         "TFLOP/s | of fp32 peak |",
+         "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
 def products(row):  # "broadcast" for "broadcast,broadcast,...", else the list
     names = row.get("layer_products", "matmul").split(",")
     return names[0] if len(set(names)) == 1 else ",".join(names)
 lines += [f"| {r['seeds']} | {r['epochs']} | {products(r)} | {r['compile_s']} | {r['run_s']} | "
-          f"{r['seed_epochs_per_s']} |" for r in sorted(rows, key=lambda r: r["seeds"])]
+          f"{r['seed_epochs_per_s']} | {r.get('training_tflop_per_s')} | "
+          f"{r.get('fraction_of_fp32_peak')} |" for r in sorted(rows, key=lambda r: r["seeds"])]
 open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

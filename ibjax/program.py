@@ -21,7 +21,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ibjax import native_products, program_cache
-from ibjax.compiling import compiling
+from ibjax.compiling import compiling, threefry_unrolled_on_cpu
 from ibjax.config import Config, snapshot_epochs
 from ibjax.plan import Plan, make_plan
 from ibjax.segment import batched_steps, grouped_steps, num_training_groups, training_group_size
@@ -110,8 +110,9 @@ def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
     # init compiles in a thread while the segment is traced: XLA releases the GIL.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         if key is None:
-            init = pool.submit(jax.jit(init_fn, out_shardings=by_seed).lower(seeds,
-                                                                              rates).compile)
+            with threefry_unrolled_on_cpu():
+                lowered_init = jax.jit(init_fn, out_shardings=by_seed).lower(seeds, rates)
+            init = pool.submit(lowered_init.compile)
             state_shape = _sharded_like(jax.eval_shape(init_fn, seeds, rates), by_seed)
             compiled = jax.jit(segment, out_shardings=by_seed).lower(state_shape, data_shape,
                                                                     steps).compile()
@@ -119,7 +120,8 @@ def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
             stored = program_cache.load(key)
             traced = stored is None
             if traced:
-                stored = _export_init(init_fn, seeds, rates, by_seed)
+                with threefry_unrolled_on_cpu():
+                    stored = _export_init(init_fn, seeds, rates, by_seed)
             init = pool.submit(_compile_stored_init, stored, seeds, rates, by_seed)
             if traced:
                 stored = _export_segment(stored, segment, data_shape, steps, by_seed)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import ibjax
-from ibjax.compiling import _cpu_threefry_rule, compiling
+from ibjax.compiling import _cpu_threefry_rule, compiling, threefry_unrolled_on_cpu
 from ibjax.train import make_trainer
 
 
@@ -21,7 +21,7 @@ def test_init_is_bit_for_bit_the_same_and_jax_is_restored():
     found = _cpu_threefry_rule()
     rule_before = None if found is None else found[0].get(found[1])
     plain = _init_program(trainer, seeds)
-    with compiling():
+    with compiling(), threefry_unrolled_on_cpu():
         assert not gc.isenabled()
         quick = _init_program(trainer, seeds)
         quick_compiled = quick.compile()
@@ -48,7 +48,7 @@ def test_random_draws_are_the_same_inside_and_outside():
 
     keys = jax.random.split(jax.random.key(3), 4)
     outside = jax.jit(jax.vmap(draws)).lower(keys).compile()(keys)
-    with compiling():
+    with threefry_unrolled_on_cpu():
         inside = jax.jit(jax.vmap(draws)).lower(keys).compile()(keys)
     for x, y in zip(outside, inside, strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
