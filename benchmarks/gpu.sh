@@ -5,7 +5,7 @@
 #   8000 epochs, 274 snapshots), estimators.json (cost per estimator), gpu.nc and cpu.nc (the
 #   same 8 seeds on the GPU and on the host CPU; compare with benchmarks/across_devices.py).
 # Each step has its own time limit, so one slow step cannot eat the others' results; all steps
-# together take about 9-10 minutes on one H100 (sum of the steps' times in results/gpu_h100).
+# but BIG_SEEDS and COMPILE took about 9-10 minutes on one H100 (results/gpu_h100).
 # Knobs (environment): SEEDS, PRODUCTS (layer products: auto, matmul, broadcast; see
 # benchmarks/throughput.py),
 # ABLATE=1 (benchmarks/epoch_cost.py ablations and device profile at ABLATE_SEEDS, then the
@@ -14,9 +14,13 @@
 # EST_SEEDS (0 skips the estimator costs), ACROSS (0 skips), CPU_PRODUCTS (0 skips timing the
 # host CPU's training epoch with native against XLA matmul products), MORE_SEEDS (empty
 # skips), BASELINE_EPOCHS (0 skips), BIG_SEEDS (default 10000, empty skips; its own limit
-# BIG_STEP_S, default 240 s). throughput.py reports the training FLOP/s and the fraction of
-# the GPU's float32 peak. With 15 minutes of device time, skip the extras:
-#   ABLATE=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+# BIG_STEP_S, default 240 s), COMPILE (0 skips benchmarks/compile_time.py on the GPU: program
+# parts' lowering and XLA compile times, and `ibjax run` cold and warm, into compile_gpu.json).
+# throughput.py reports the training FLOP/s and the fraction of the GPU's float32 peak.
+# With the 10,000 seeds and the compile study every step takes ~15-17 minutes in all; with
+# 15 minutes of device time run only issue 20's measurements (~9 minutes):
+#   ABLATE=0 TESTS=0 EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 \
+#     bash benchmarks/gpu.sh
 # From the repository root:
 #   bash benchmarks/gpu.sh
 #   SEEDS="2" EPOCHS=20 EST_SEEDS=2 ACROSS=0 BASELINE_EPOCHS=20 bash benchmarks/gpu.sh  # quick
@@ -49,6 +53,10 @@ for seeds in ${BIG_SEEDS-10000}; do
   step "${BIG_STEP_S:-240}" "$py" benchmarks/throughput.py --seeds "$seeds" \
     --epochs "${EPOCHS:-8000}"
 done
+if [ "${COMPILE:-1}" = 1 ]; then  # where compile time goes on the GPU; cold and warm starts
+  JAX_PLATFORMS=${COMPILE_PLATFORM:-cuda} step 300 "$py" benchmarks/compile_time.py \
+    --json "$out/compile_gpu.json"
+fi
 if [ "${ABLATE:-1}" = 1 ]; then
   ablate_seeds=${ABLATE_SEEDS:-1000}
   step 150 "$py" benchmarks/epoch_cost.py --seeds "$ablate_seeds" --epochs 200 \
