@@ -10,6 +10,7 @@ segment is traced.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ibjax import native_products, program_cache
+from ibjax import initial_weights, native_products, program_cache
 from ibjax.compiling import compiling, threefry_unrolled_on_cpu
 from ibjax.config import Config, snapshot_epochs
 from ibjax.plan import Plan, make_plan
@@ -99,6 +100,8 @@ def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
         jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.int32, sharding=replicated),
         jax.ShapeDtypeStruct((plan.steps_per_segment,), jnp.bool_, sharding=replicated))
     init_fn = jax.vmap(trainer.init)
+    # ibjax's own networks draw their initial weights in two programs (ibjax.initial_weights).
+    split = model is None
     key = None
     # Stored programs: for ibjax's own networks on a CPU in one process (a user's module has
     # no digest; GPU and multi-process runs are traced every time, untested with the store).
@@ -107,12 +110,12 @@ def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
         key = program_cache.program_key(
             config, spec, num_seeds, [(d.platform, d.device_kind, d.id) for d in devices],
             target_segments, groups, plan, trainer.layer_products, _tracing_flags())
+    bits_options = _bits_options(devices[0].platform)
     # init compiles in a thread while the segment is traced: XLA releases the GIL.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         if key is None:
-            with threefry_unrolled_on_cpu():
-                lowered_init = jax.jit(init_fn, out_shardings=by_seed).lower(seeds, rates)
-            init = pool.submit(lowered_init.compile)
+            lowered_init, weights = _lower_init(init_fn, seeds, rates, by_seed, split)
+            init = pool.submit(_compile_init, lowered_init, weights, bits_options)
             state_shape = _sharded_like(jax.eval_shape(init_fn, seeds, rates), by_seed)
             compiled = jax.jit(segment, out_shardings=by_seed).lower(state_shape, data_shape,
                                                                     steps).compile()
@@ -120,12 +123,13 @@ def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
             stored = program_cache.load(key)
             traced = stored is None
             if traced:
-                with threefry_unrolled_on_cpu():
-                    stored = _export_init(init_fn, seeds, rates, by_seed)
-            init = pool.submit(_compile_stored_init, stored, seeds, rates, by_seed)
+                stored = _export_init(init_fn, seeds, rates, by_seed, split)
             if traced:
                 stored = _export_segment(stored, segment, data_shape, steps, by_seed)
                 program_cache.save(key, stored)
+            lowered_init, weights = _lower_stored_init(stored, seeds, rates, by_seed)
+            init = pool.submit(_compile_init, lowered_init, weights, bits_options,
+                               stored.out_trees)
             compiled = _compile_stored_segment(stored, data_shape, steps, by_seed)
         init = init.result()
     return Program(trainer, plan, init, compiled, time.perf_counter() - start, groups)
@@ -150,16 +154,95 @@ def _checks() -> list:
             for target in native_products.FFI_TARGETS]
 
 
-def _export_init(init_fn, seeds, rates, by_seed) -> program_cache.Stored:
-    """Traces ``init`` into a :mod:`jax.export` module of flat results."""
+def _bits_options(platform: str) -> dict | None:
+    """Compiler options for init's first program when it draws bits only: XLA's optimisation
+    level 0 on a CPU (integers come out the same at any level; ~3x quicker to compile)."""
+    return {"xla_backend_optimization_level": 0} if platform == "cpu" else None
+
+
+def _per_seed(tree):
+    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype), tree)
+
+
+def _lower_init(init_fn, seeds, rates, by_seed, split: bool):
+    """``(lowered init, lowered weights or None)``: with ``split``, init drawing its weights'
+    bits and the program making the weights of them, if every draw is a ``"kernel"`` leaf
+    (:func:`ibjax.initial_weights.bits_match`); otherwise init in one program."""
+    if split:
+        with threefry_unrolled_on_cpu(), initial_weights.drawing_bits() as draws:
+            lowered = jax.jit(init_fn, out_shardings=by_seed).lower(seeds, rates)
+        params = lowered.out_info.params
+        if initial_weights.bits_match(draws, _per_seed(params)):
+            try:
+                weights = jax.jit(jax.vmap(initial_weights.weights_from_bits),
+                                  out_shardings=by_seed).lower(_sharded_like(params, by_seed))
+                return lowered, weights
+            except initial_weights.ReplayError:
+                pass
+    with threefry_unrolled_on_cpu():  # a new function: JAX keeps the trace of the bits
+        return jax.jit(lambda s, r: init_fn(s, r), out_shardings=by_seed).lower(seeds, rates), None
+
+
+def _compile_init(lowered, weights, bits_options, out_trees: dict | None = None) -> Callable:
+    """Compiles :func:`_lower_init`'s or :func:`_lower_stored_init`'s programs (the latter
+    with the pytrees of their flat results, ``out_trees``)."""
+    init = lowered.compile(compiler_options=None if weights is None else bits_options)
+    if out_trees is not None:
+        init = _TreeCall(init, out_trees["init"])
+    if weights is None:
+        return init
+    weights = weights.compile()
+    if out_trees is not None:
+        weights = _TreeCall(weights, out_trees["params"])
+    return _TwoStageInit(init, weights)
+
+
+class _TwoStageInit:
+    """init as two compiled programs: the state with its kernels' bits, then the weights."""
+
+    def __init__(self, bits, weights):
+        self.bits, self.weights = bits, weights
+
+    def __call__(self, seeds, rates):
+        state = self.bits(seeds, rates)
+        return state._replace(params=self.weights(state.params))
+
+
+def _export_init(init_fn, seeds, rates, by_seed, split: bool) -> program_cache.Stored:
+    """Traces ``init`` into :mod:`jax.export` modules of flat results (as
+    :func:`_lower_init`: ``"init"``, and ``"weights"`` when it draws bits)."""
     out_trees = {}
 
-    def init_flat(seed_index, learning_rate):
-        flat, out_trees["init"] = jax.tree.flatten(init_fn(seed_index, learning_rate))
-        return flat
+    def export(bits: bool):
+        def init_flat(seed_index, learning_rate):  # a new function: JAX keeps traces per function
+            flat, out_trees["init"] = jax.tree.flatten(init_fn(seed_index, learning_rate))
+            return flat
 
-    exported = jax.export.export(jax.jit(init_flat, out_shardings=by_seed),
-                                 disabled_checks=_checks())(seeds, rates)
+        with threefry_unrolled_on_cpu(), (initial_weights.drawing_bits() if bits
+                                          else contextlib.nullcontext([])) as draws:
+            exported = jax.export.export(jax.jit(init_flat, out_shardings=by_seed),
+                                         disabled_checks=_checks())(seeds, rates)
+        return exported, draws
+
+    exported, draws = export(split)
+    if split:
+        state = out_trees["init"].unflatten(exported.out_avals)
+        if initial_weights.bits_match(draws, _per_seed(state.params)):
+            params_tree = jax.tree.structure(state.params)
+
+            def weights_flat(*leaves):
+                return jax.tree.leaves(jax.vmap(initial_weights.weights_from_bits)(
+                    params_tree.unflatten(leaves)))
+
+            try:
+                weights = jax.export.export(jax.jit(weights_flat, out_shardings=by_seed))(
+                    *[jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=by_seed)
+                      for a in jax.tree.leaves(state.params)])
+                return program_cache.Stored({"init": exported, "weights": weights},
+                                            {**out_trees, "params": params_tree})
+            except initial_weights.ReplayError:
+                pass
+        exported, _ = export(False)
     return program_cache.Stored({"init": exported}, out_trees)
 
 
@@ -187,10 +270,15 @@ def _state_leaves(stored: program_cache.Stored, by_seed) -> list[jax.ShapeDtypeS
             for aval in stored.exported["init"].out_avals]
 
 
-def _compile_stored_init(stored: program_cache.Stored, seeds, rates, by_seed) -> _TreeCall:
-    compiled = jax.jit(stored.exported["init"].call, out_shardings=by_seed).lower(
-        seeds, rates).compile()
-    return _TreeCall(compiled, stored.out_trees["init"])
+def _lower_stored_init(stored: program_cache.Stored, seeds, rates, by_seed):
+    """``(lowered init, lowered weights or None)`` of stored programs."""
+    lowered = jax.jit(stored.exported["init"].call, out_shardings=by_seed).lower(seeds, rates)
+    weights = stored.exported.get("weights")
+    if weights is not None:
+        weights = jax.jit(weights.call, out_shardings=by_seed).lower(
+            *[jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=by_seed)
+              for a in weights.in_avals])
+    return lowered, weights
 
 
 def _compile_stored_segment(stored: program_cache.Stored, data_shape, steps,
