@@ -5,8 +5,9 @@
 For the paper configuration, per estimator set: the time to lower (trace to StableHLO) and to
 compile (XLA) one segment program, its size (StableHLO operations; instructions of the
 optimised HLO), and the same for its parts: ``init``, the training half (``train_steps``), the
-measuring half (``measure_if``) and the binning of a single layer; all lowered as the runner
-lowers them (:mod:`ibjax.compiling`), with the persistent compilation cache off, so every
+measuring half (``measure``) and the binning of a single layer; ``init`` both in one
+program and in the two the runner builds (:mod:`ibjax.initial_weights`); all lowered as the
+runner lowers them (:mod:`ibjax.compiling`), with the persistent compilation cache off, so every
 figure is a cold compile. Then, per estimator set, the whole command
 ``ibjax run`` (16 seeds, 2 epochs) in a fresh process with empty caches (cold) and again with
 the caches it filled (warm): the compile time it reports, the time from starting the command
@@ -33,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 import ibjax
-from ibjax import native_products
+from ibjax import initial_weights, native_products, program
 from ibjax.cache import cache_dir
 from ibjax.compiling import compiling, threefry_unrolled_on_cpu
 from ibjax.hardware import hardware_info
@@ -45,14 +46,17 @@ ESTIMATOR_SETS = (("binning",), ("binning", "kde-upper", "kde-lower"), ("binning
                   ("equal-mass",))
 
 
-def measure(label: str, fn, *args, unrolled: bool = False) -> dict:
+def measure(label: str, fn, *args, unrolled: bool = False, bits: bool = False,
+            options: dict | None = None) -> dict:
     """Lowers and compiles ``jax.jit(fn)`` for ``args`` (shapes); returns the figures.
-    ``unrolled``: Threefry unrolled, as the runner lowers ``init``."""
-    with compiling(), threefry_unrolled_on_cpu() if unrolled else contextlib.nullcontext():
+    ``unrolled``: Threefry unrolled, as the runner lowers ``init``; ``bits``: the weights'
+    draws give their bits (:mod:`ibjax.initial_weights`); ``options``: XLA's."""
+    with (compiling(), threefry_unrolled_on_cpu() if unrolled else contextlib.nullcontext(),
+          initial_weights.drawing_bits() if bits else contextlib.nullcontext()):
         start = time.perf_counter()
         lowered = jax.jit(fn).lower(*args)
         lowered_at = time.perf_counter()
-        compiled = lowered.compile()
+        compiled = lowered.compile(compiler_options=options)
         compiled_at = time.perf_counter()
     row = {
         "what": label,
@@ -92,14 +96,19 @@ def programs(num_seeds: int) -> list[dict]:
                             trainer.data_shape, steps))
         if estimators != ("binning",):
             continue
-        rows.append(measure("  init", jax.vmap(trainer.init), seeds, jnp.zeros(num_seeds),
-                            unrolled=True))
+        rows.append(measure("  init in one program", jax.vmap(trainer.init), seeds,
+                            jnp.zeros(num_seeds), unrolled=True))
+        rows.append(measure("  init: the state, with the weights' bits", jax.vmap(trainer.init),
+                            seeds, jnp.zeros(num_seeds), unrolled=True, bits=True,
+                            options=program._bits_options("cpu")))
+        rows.append(measure("  init: the weights made of the bits",
+                            jax.vmap(initial_weights.weights_from_bits), state.params))
         rows.append(measure("  train_steps (the training half)",
                             jax.vmap(trainer.train_steps, in_axes=(0, None, None)), state,
                             trainer.data_shape, jax.ShapeDtypeStruct((), jnp.int32)))
-        rows.append(measure("  measure_if (the measuring half)",
-                            jax.vmap(trainer.measure_if, in_axes=(0, None, None)), state,
-                            trainer.data_shape, jax.ShapeDtypeStruct((), jnp.bool_)))
+        rows.append(measure("  measure (the measuring half)",
+                            jax.vmap(trainer.measure, in_axes=(0, None)), state,
+                            trainer.data_shape))
         y, settings = jnp.asarray(data.y), config.estimator_settings()
 
         def binning(t, y=y, settings=settings):

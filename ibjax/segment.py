@@ -1,12 +1,12 @@
 """A segment of a run for a batch of networks: training in groups, measuring all at once.
 
 A segment is a ``scan`` over the plan's steps; each step trains some epochs and may end with a
-snapshot. Vmapping a seed's whole step over all networks (:func:`batched_steps`) is simplest,
-but on a CPU training is faster in groups of a few dozen networks (their working set stays in
-cache), while measuring is faster for all networks at once (each of its many small operations
-has a fixed cost). :func:`grouped_steps` does both in one program: each step trains the
-networks group after group (``lax.map`` over groups of a vmapped training step), then measures
-all of them in one vmapped measurement.
+snapshot. Training all networks at once (:func:`batched_steps`) is simplest, but on a CPU
+training is faster in groups of a few dozen networks (their working set stays in cache), while
+measuring is faster for all networks at once (each of its many small operations has a fixed
+cost). :func:`grouped_steps` does both in one program: each step trains the networks group
+after group (``lax.map`` over groups of a vmapped training step), then measures all of them in
+one vmapped measurement.
 
 Grouping changes nothing but speed: every network computes the same operations, so results
 agree with an ungrouped run up to float rounding (XLA may pick a different kernel for another
@@ -48,9 +48,10 @@ def num_training_groups(num_networks: int, group_size: int | None) -> int:
 
 
 def batched_steps(trainer: Trainer) -> SegmentFn:
-    """``run_steps`` vmapped over a leading network axis (measurements ``[networks, steps]``);
-    the data are shared by all networks."""
-    return jax.vmap(trainer.run_steps, in_axes=(0, None, None))
+    """A segment for a leading network axis (measurements ``[networks, steps]``): each step
+    trains all networks at once, then measures them all; the data are shared by all networks.
+    """
+    return grouped_steps(trainer, 1)
 
 
 def grouped_steps(trainer: Trainer, num_groups: int) -> SegmentFn:
@@ -60,9 +61,14 @@ def grouped_steps(trainer: Trainer, num_groups: int) -> SegmentFn:
     Networks are split into consecutive groups of equal size; when ``num_groups`` does not
     divide their number, the last group is filled with copies of the first networks, whose
     results are dropped.
+
+    The loop over steps and the choice to measure are outside the ``vmap`` over networks: JAX
+    then traces a step once, with the networks' axis, instead of tracing it for one network and
+    transforming that trace (the paper network's segment traced in 0.67 s instead of 0.85 s on
+    a 2-core CPU); the program computes the same numbers.
     """
-    train_group = jax.vmap(trainer.train_steps, in_axes=(0, None, None))
-    measure_all = jax.vmap(trainer.measure_if, in_axes=(0, None, None))
+    train_all = jax.vmap(trainer.train_steps, in_axes=(0, None, None))
+    measure_all = jax.vmap(trainer.measure, in_axes=(0, None))
 
     def segment(states: TrainState, data: Data, steps: Steps) -> tuple[TrainState,
                                                                        Measurement]:
@@ -70,17 +76,26 @@ def grouped_steps(trainer: Trainer, num_groups: int) -> SegmentFn:
         group = math.ceil(num_networks / num_groups)
         fill = group * num_groups - num_networks
 
-        def step(states, step):
-            num_epochs, do_measure = step
+        def train(states, num_epochs):
+            if num_groups == 1:
+                return train_all(states, data, num_epochs)
             grouped = jax.tree.map(
                 lambda a: jnp.concatenate([a, a[:fill]]).reshape(num_groups, group, *a.shape[1:]),
                 states)
-            grouped, grad_stats = jax.lax.map(lambda g: train_group(g, data, num_epochs), grouped)
-            states, (grad_mean, grad_std) = jax.tree.map(
+            grouped, grad_stats = jax.lax.map(lambda g: train_all(g, data, num_epochs), grouped)
+            return jax.tree.map(
                 lambda a: a.reshape(num_groups * group, *a.shape[2:])[:num_networks],
                 (grouped, grad_stats))
-            ixt, ity, ity_null, train_loss, train_acc, test_loss, test_acc = measure_all(
-                states, data, do_measure)
+
+        def unmeasured(states, data):
+            return jax.tree.map(lambda a: jnp.broadcast_to(a, (num_networks, *a.shape)),
+                                trainer.unmeasured)
+
+        def step(states, step):
+            num_epochs, do_measure = step
+            states, (grad_mean, grad_std) = train(states, num_epochs)
+            ixt, ity, ity_null, train_loss, train_acc, test_loss, test_acc = jax.lax.cond(
+                do_measure, measure_all, unmeasured, states, data)
             return states, Measurement(ixt, ity, grad_mean, grad_std, train_loss, train_acc,
                                        test_loss, test_acc, ity_null)
 
