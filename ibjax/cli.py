@@ -174,10 +174,14 @@ def use_compilation_cache() -> None:
     Set ``JAX_COMPILATION_CACHE_DIR`` to choose another folder. (``import ibjax`` changes no
     JAX setting; only the command line does this.) A folder that cannot be written leaves the
     cache off, said in one line on stderr. With the cache on, the runner keeps the traced
-    programs too (:mod:`ibjax.program_cache`).
+    programs too (:mod:`ibjax.program_cache`). Programs that compile in 0.1 s or more are
+    cached (JAX's default is 1 s; ``init``'s two programs take 0.2-0.5 s), unless
+    ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` is set.
     """
     import jax
 
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     if "JAX_COMPILATION_CACHE_DIR" in os.environ or jax.config.jax_compilation_cache_dir:
         return
     folder = cache_dir("jax")

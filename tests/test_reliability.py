@@ -398,3 +398,21 @@ def test_an_unusable_compilation_cache_is_said_once_and_turned_off(tmp_path):
     assert done.stdout.strip() == "None"
     assert done.stderr.startswith("ibjax: compilation cache off (")
     assert str(blocked) in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("chosen", [None, "2.5"])
+def test_the_command_caches_programs_that_compile_in_a_tenth_of_a_second(tmp_path, chosen):
+    """init's two programs compile in 0.2-0.5 s: under JAX's default threshold (1 s) a warm run
+    would compile them again. The command lowers it to 0.1 s unless the user chose one."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}
+    if chosen is not None:
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = chosen
+    done = subprocess.run(
+        [sys.executable, "-c", "from ibjax.cli import use_compilation_cache; "
+         "use_compilation_cache(); import jax; "
+         "print(jax.config.jax_persistent_cache_min_compile_time_secs)"],
+        env={**env, "IBJAX_CACHE_DIR": str(tmp_path)}, capture_output=True, text=True,
+        timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == (0.1 if chosen is None else float(chosen))
