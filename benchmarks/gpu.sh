@@ -18,9 +18,10 @@
 # parts' lowering and XLA compile times, and `ibjax run` cold and warm, into compile_gpu.json).
 # throughput.py reports the training FLOP/s and the fraction of the GPU's float32 peak.
 # With the 10,000 seeds and the compile study every step takes ~15-17 minutes in all; with
-# 15 minutes of device time run only issue 20's measurements (~9 minutes):
-#   ABLATE=0 TESTS=0 EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 \
-#     bash benchmarks/gpu.sh
+# 15 minutes of device time run only issue 20's measurements and the check that init's two
+# programs give one program's weights on the GPU too (~10 minutes):
+#   ABLATE=0 TESTS=1 TEST_ARGS=tests/test_initial_weights.py EST_SEEDS=0 ACROSS=0 \
+#     CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
 # From the repository root:
 #   bash benchmarks/gpu.sh
 #   SEEDS="2" EPOCHS=20 EST_SEEDS=2 ACROSS=0 BASELINE_EPOCHS=20 bash benchmarks/gpu.sh  # quick
@@ -72,7 +73,7 @@ if [ "${TESTS:-1}" = 1 ]; then
   step 120 "$py" -m pytest -q -p no:cacheprovider ${TEST_ARGS:-tests/test_permutation.py \
     tests/test_minibatches.py tests/test_binning.py::test_both_bin_index_paths_count_edges_exactly \
     tests/test_train.py::test_products_train_like_matrix_products tests/test_segment.py \
-    tests/test_native_products.py}
+    tests/test_native_products.py tests/test_initial_weights.py}
 fi
 if [ "${EST_SEEDS:-100}" != 0 ]; then
   step 150 "$py" benchmarks/estimators.py --seeds "${EST_SEEDS:-100}" --repeats 2 \

@@ -111,20 +111,18 @@ def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
             config, spec, num_seeds, [(d.platform, d.device_kind, d.id) for d in devices],
             target_segments, groups, plan, trainer.layer_products, _tracing_flags())
     bits_options = _bits_options(devices[0].platform)
-    # init compiles in a thread while the segment is traced: XLA releases the GIL.
+    # init compiles in a thread beside the segment: XLA releases the GIL.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         if key is None:
             lowered_init, weights = _lower_init(init_fn, seeds, rates, by_seed, split)
             init = pool.submit(_compile_init, lowered_init, weights, bits_options)
-            state_shape = _sharded_like(jax.eval_shape(init_fn, seeds, rates), by_seed)
+            state_shape = _sharded_like(lowered_init.out_info, by_seed)
             compiled = jax.jit(segment, out_shardings=by_seed).lower(state_shape, data_shape,
                                                                     steps).compile()
         else:
             stored = program_cache.load(key)
-            traced = stored is None
-            if traced:
+            if stored is None:  # traced and exported; init compiles once both are
                 stored = _export_init(init_fn, seeds, rates, by_seed, split)
-            if traced:
                 stored = _export_segment(stored, segment, data_shape, steps, by_seed)
                 program_cache.save(key, stored)
             lowered_init, weights = _lower_stored_init(stored, seeds, rates, by_seed)
