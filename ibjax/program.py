@@ -154,7 +154,13 @@ def _checks() -> list:
 
 def _bits_options(platform: str) -> dict | None:
     """Compiler options for init's first program when it draws bits only: XLA's optimisation
-    level 0 on a CPU (integers come out the same at any level; ~3x quicker to compile)."""
+    level 0 on a CPU (integers come out the same at any level; ~3x quicker to compile).
+
+    Exact only while that program computes no floats but copies: besides the bits, init's
+    state is integers (keys, the split, masks), zeros and the learning rate passed through. A
+    float computed there (a bias initialiser, a schedule) could round differently at level 0;
+    ``tests/test_initial_weights.py`` compares every leaf of the state with one program's.
+    """
     return {"xla_backend_optimization_level": 0} if platform == "cpu" else None
 
 

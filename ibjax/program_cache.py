@@ -9,8 +9,9 @@ load it instead of tracing, and XLA's cache finds the same module.
 
 A program is stored under a digest of everything that shapes it: the configuration, the data's
 shapes, the seeds' count and devices, the plan, ibjax's own source files and the versions of
-Python, jax, jaxlib, flax, optax and numpy. A file that cannot be read (missing, partial,
-another format, a JAX that cannot deserialise it) is ignored and the program is traced again;
+Python, jax, jaxlib, flax, optax and numpy. Each file starts with the sha256 of the rest; a
+file that cannot be read (missing, partial, damaged, another format, a JAX that cannot
+deserialise it) is ignored and the program is traced again and rewritten;
 one that cannot be written leaves the run as it was. Serialisation needs the ``flatbuffers``
 package; without it programs are traced every time.
 """
@@ -30,7 +31,8 @@ import jax
 from ibjax.atomic import atomic_path
 from ibjax.cache import cache_dir
 
-_FORMAT = 1
+_FORMAT = 2
+_CHECKSUM_BYTES = 32  # a file is the sha256 of its pickled record, then the record
 _PACKAGE = Path(__file__).parent
 
 
@@ -84,8 +86,11 @@ def _path(key: str) -> Path:
 def load(key: str) -> Stored | None:
     """The programs stored under ``key``, or None if there are none that this JAX can read."""
     try:
-        with open(_path(key), "rb") as handle:
-            record = pickle.load(handle)
+        data = _path(key).read_bytes()
+        checksum, payload = data[:_CHECKSUM_BYTES], data[_CHECKSUM_BYTES:]
+        if hashlib.sha256(payload).digest() != checksum:  # damaged, even at the same size
+            return None
+        record = pickle.loads(payload)
         if record.get("format") != _FORMAT:
             return None
         exported = {name: jax.export.deserialize(blob)
@@ -103,7 +108,8 @@ def save(key: str, stored: Stored) -> bool:
                                for name, exported in stored.exported.items()},
                   "out_trees": stored.out_trees}
         with atomic_path(_path(key)) as temporary:
-            temporary.write_bytes(pickle.dumps(record))
+            payload = pickle.dumps(record)
+            temporary.write_bytes(hashlib.sha256(payload).digest() + payload)
         return True
     except Exception:  # no serialisation or no room: the run goes on untouched
         return False
