@@ -119,11 +119,18 @@ def save(dataset: xr.Dataset, path: str | os.PathLike) -> Path:
 def load(path: str | os.PathLike) -> xr.Dataset:
     """Loads a results file written by :func:`save` into memory.
 
+    ``path``: the file, or the folder ``ibjax run --out`` wrote (its ``results.nc``).
+
     Raises:
       FileNotFoundError: no such file.
       ResultsFileError: (a ValueError) the file is not an ibjax results file.
     """
     path = Path(path)
+    if path.is_dir():
+        if not (path / "results.nc").is_file():
+            raise FileNotFoundError(f"results file not found: {path} is a folder without a "
+                                    f"results.nc")
+        path = path / "results.nc"
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path}")
     try:

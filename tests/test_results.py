@@ -56,9 +56,17 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["r.nc"]
 
 
+def test_a_run_folder_loads_as_its_results_file(tmp_path):
+    save(synthetic(), tmp_path / "results.nc")
+    np.testing.assert_array_equal(ibjax.load(tmp_path)["ixt"].values,
+                                  ibjax.load(tmp_path / "results.nc")["ixt"].values)
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         ibjax.load(tmp_path / "missing.nc")
+    with pytest.raises(FileNotFoundError, match="folder without a results.nc"):
+        ibjax.load(tmp_path)
     foreign = tmp_path / "foreign.nc"
     foreign.write_bytes(b"not a netcdf file at all")
     with pytest.raises(ValueError, match="not a readable ibjax results file"):
