@@ -34,6 +34,9 @@ ACTIVATION_FNS: dict[str, Callable[[jax.Array], jax.Array]] = {
 def paper_kernel_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
     """Truncated normal on [-2, 2] standard deviations, ``stddev = 1/sqrt(fan_in)``.
 
+    Within :func:`ibjax.initial_weights.drawing_bits` it returns the draw's raw bits instead
+    (the runner builds ``init`` in two programs; the weights are the same).
+
     Args:
       shape: ``(fan_in, fan_out)`` for a dense layer, ``(height, width, in, out)`` for a
         convolution (fan_in = height * width * in).
