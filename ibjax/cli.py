@@ -119,8 +119,8 @@ def _estimators(text: str) -> tuple[str, ...]:
     try:
         return check_estimator_names(names)
     except ConfigError as err:
-        message = str(err).replace("estimators", "--estimators", 1)
-        raise argparse.ArgumentTypeError(message) from None
+        # argparse says "argument --estimators: " before the message
+        raise argparse.ArgumentTypeError(str(err).removeprefix("estimators: ")) from None
 
 
 def _batch(text: str) -> int | None:
@@ -356,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the HTML file to write (default: view.html beside the results)")
     view.add_argument("--frames", type=_frames, default=60,
                       help="slider positions, snapshots spread evenly (60; 'all' for every one)")
+    # Configuration errors name Config's fields; the command line says which flag sets each.
+    parser.run_flags = {**{action.dest: action.option_strings[0] for action in run._actions
+                           if action.option_strings},
+                        "num_seeds": "--seeds", "num_epochs": "--epochs"}
     return parser
 
 
@@ -678,6 +682,17 @@ def _what_is_kept(args: argparse.Namespace) -> str:
     return " before anything was started"
 
 
+def _flag_named(message: str, flags: dict[str, str]) -> str:
+    """``"num_seeds must be ..."`` as ``"--seeds (num_seeds) must be ..."``: the flag that sets
+    the field a configuration error starts with, where there is one."""
+    field, _, rest = message.partition(" ")
+    field = field.rstrip(":")
+    flag = flags.get(field)
+    if flag is None or flag == f"--{field}":
+        return message
+    return f"{flag} ({field}){message[len(field):]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -701,7 +716,11 @@ def main(argv: list[str] | None = None) -> int:
     except CannotWrite as err:  # e.g. --out of plot or merge in a place that cannot be written
         print(f"ibjax {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (ConfigError, MIError, FileNotFoundError, ResultsFileError, CheckpointError) as err:
+    except (ConfigError, MIError) as err:
+        message = _flag_named(str(err), parser.run_flags) if args.command == "run" else err
+        print(f"ibjax {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ResultsFileError, CheckpointError) as err:
         print(f"ibjax {args.command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:

@@ -83,9 +83,9 @@ CASES = [
     ("quantize-bits", lambda p: ["run", "--quantize", "17"], "quantize must be an integer in"),
     ("exact-unquantized", lambda p: ["run", "--estimators", "exact"],
      "'exact' counts the states of a quantized network"),
-    ("noise-std", lambda p: ["run", "--noise-std", "0"], "noise_std must be a positive"),
+    ("noise-std", lambda p: ["run", "--noise-std", "0"], "--noise-std (noise_std) must be a positive"),
     ("noise-samples", lambda p: ["run", "--noise-std", "0.1", "--noise-samples", "0"],
-     "noise_samples must be an integer"),
+     "--noise-samples (noise_samples) must be an integer"),
     ("noisy-without-noise", lambda p: ["run", "--estimators", "noisy"],
      "'noisy' measures a noise-injected network"),
     ("quantize-and-noise", lambda p: ["run", "--quantize", "8", "--noise-std", "0.1"],
@@ -231,3 +231,19 @@ def test_bad_input_gives_a_clear_error(argv, expected, tmp_path, capsys, monkeyp
     assert expected in err, err
     assert "Traceback" not in err and "jax" not in err.lower().replace("ibjax", ""), err
     assert "error" in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--seeds", "0"], "ibjax run: error: --seeds (num_seeds) must be an integer >= 1"),
+    (["--epochs", "0"], "ibjax run: error: --epochs (num_epochs) must be an integer"),
+    (["--lr", "-1"], "ibjax run: error: --lr (learning_rate) must be a positive"),
+    (["--estimators", "ksg"], "ibjax run: error: argument --estimators: unknown estimator"),
+])
+def test_errors_name_the_flag(argv, expected, capsys):
+    """A configuration error names the flag the user typed, not only Config's field."""
+    try:
+        status = main(["run", *argv])
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    assert status == 2
+    assert capsys.readouterr().err.startswith(expected)
