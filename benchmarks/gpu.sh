@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The benchmark suite for a CUDA GPU machine that has JAX with CUDA preinstalled and no network.
 # Runs ibjax from the source tree (no install) and writes, flat under ${OUT:-benchmarks/results/gpu}:
-#   gpu.txt, log.txt (everything printed), throughput.jsonl and table.md (paper configuration,
+#   gpu.txt, log.txt (everything printed), fused.jsonl (the fused epoch kernel against XLA),
+#   throughput.jsonl and table.md (paper configuration,
 #   8000 epochs, 274 snapshots), estimators.json (cost per estimator), gpu.nc and cpu.nc (the
 #   same 8 seeds on the GPU and on the host CPU; compare with benchmarks/across_devices.py).
 # Each step has its own time limit, so one slow step cannot eat the others' results; all steps
 # but BIG_SEEDS and COMPILE took about 9-10 minutes on one H100 (results/gpu_h100).
-# Knobs (environment): SEEDS, PRODUCTS (layer products: auto, matmul, broadcast; see
-# benchmarks/throughput.py),
+# Knobs (environment): SEEDS (default "1000 100", empty skips), PRODUCTS (layer products:
+# auto, matmul, broadcast; see benchmarks/throughput.py),
 # ABLATE=1 (benchmarks/epoch_cost.py ablations and device profile at ABLATE_SEEDS, then the
 # default variant under other XLA command-buffer settings), TESTS=1 (the GPU-relevant tests,
 # or TEST_ARGS),
@@ -16,12 +17,20 @@
 # skips), BASELINE_EPOCHS (0 skips), BIG_SEEDS (default 10000, empty skips; its own limit
 # BIG_STEP_S, default 240 s), COMPILE (0 skips benchmarks/compile_time.py on the GPU: program
 # parts' lowering and XLA compile times, and `ibjax run` cold and warm, into compile_gpu.json).
-# throughput.py reports the training FLOP/s and the fraction of the GPU's float32 peak.
-# With the 10,000 seeds and the compile study every step takes ~15-17 minutes in all; with
-# 15 minutes of device time run only issue 20's measurements and the check that init's two
-# programs give one program's weights on the GPU too (~10 minutes):
-#   ABLATE=0 TESTS=1 TEST_ARGS=tests/test_initial_weights.py EST_SEEDS=0 ACROSS=0 \
-#     CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+# FUSED (0 skips benchmarks/fused_epoch.py, run first: the Pallas epoch kernel against XLA at
+# FUSED_SEEDS, default 1000, with FUSED_ARGS, into fused.jsonl; limit FUSED_STEP_S, 300 s).
+# throughput.py and fused_epoch.py report the training FLOP/s and the fraction of the GPU's
+# float32 peak.
+# With the 10,000 seeds and the compile study every step takes ~18-22 minutes in all. With
+# 15 minutes of device time and 10 minutes per command, run issue 20's measurements and the
+# GPU checks of init's two programs and of the fused kernel as two commands (every step has a
+# limit; at most ~8 and ~9 minutes):
+#   FUSED_STEP_S=240 FUSED_ARGS="--epochs-per-call 10 --num-warps 4 8" SEEDS= BIG_SEEDS= \
+#     COMPILE=0 ABLATE=0 TESTS=1 TEST_ARGS="tests/test_initial_weights.py \
+#     tests/test_fused_epoch.py" EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= \
+#     BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+#   FUSED=0 SEEDS=1000 BIG_STEP_S=200 ABLATE=0 TESTS=0 EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 \
+#     MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
 # From the repository root:
 #   bash benchmarks/gpu.sh
 #   SEEDS="2" EPOCHS=20 EST_SEEDS=2 ACROSS=0 BASELINE_EPOCHS=20 bash benchmarks/gpu.sh  # quick
@@ -44,7 +53,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
   > "$out/gpu.txt" 2>/dev/null || echo "no nvidia-smi" > "$out/gpu.txt"
 cat "$out/gpu.txt" | tee -a "$log"
 step 60 "$py" -c "import jax; print(jax.__version__, jax.devices())"
-for seeds in ${SEEDS:-1000 100}; do
+if [ "${FUSED:-1}" = 1 ]; then  # issue 20: the fused Pallas epoch kernel against XLA, first
+  # shellcheck disable=SC2086  # FUSED_ARGS is a list of words
+  step "${FUSED_STEP_S:-300}" "$py" benchmarks/fused_epoch.py --seeds ${FUSED_SEEDS:-1000} \
+    --epochs "${EPOCHS:-8000}" ${FUSED_ARGS:-}
+fi
+for seeds in ${SEEDS-1000 100}; do
   for product in ${PRODUCTS:-auto}; do
     step "${STEP_S:-150}" "$py" benchmarks/throughput.py --seeds "$seeds" \
       --epochs "${EPOCHS:-8000}" --layer-product "$product"
@@ -73,7 +87,7 @@ if [ "${TESTS:-1}" = 1 ]; then
   step 120 "$py" -m pytest -q -p no:cacheprovider ${TEST_ARGS:-tests/test_permutation.py \
     tests/test_minibatches.py tests/test_binning.py::test_both_bin_index_paths_count_edges_exactly \
     tests/test_train.py::test_products_train_like_matrix_products tests/test_segment.py \
-    tests/test_native_products.py tests/test_initial_weights.py}
+    tests/test_native_products.py tests/test_initial_weights.py tests/test_fused_epoch.py}
 fi
 if [ "${EST_SEEDS:-100}" != 0 ]; then
   step 150 "$py" benchmarks/estimators.py --seeds "${EST_SEEDS:-100}" --repeats 2 \
@@ -96,6 +110,7 @@ if [ "${BASELINE_EPOCHS:-1000}" != 0 ]; then
     --epochs "${BASELINE_EPOCHS:-1000}"
 fi
 grep '^{"seeds"' "$log" > "$out/throughput.jsonl"
+grep '^{"variant"' "$log" > "$out/fused.jsonl"
 "$py" - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]

@@ -1,0 +1,299 @@
+"""Epochs of the MLP's training for a batch of seeds in one Pallas kernel (experimental).
+
+On a GPU, ibjax's XLA program runs each minibatch step as a chain of small kernels, one
+launch each, and the paper network's 56,000 sequential steps (8000 epochs x 7 minibatches)
+keep the GPU far from busy. This module writes whole epochs, every minibatch's forward pass,
+backward pass and Adam update, as one kernel launch: one Pallas program per seed, its
+activations in registers (one ``[batch]`` vector per unit) and each weight a scalar, so the
+tiny layers waste no padding. It is not used by :mod:`ibjax.runner` yet: it is measured against
+the XLA path by ``benchmarks/fused_epoch.py`` on GPUs first. On a CPU it runs in Pallas's
+interpret mode (for tests: slow).
+
+It trains exactly what :meth:`ibjax.train.Trainer.train_epoch` trains, up to float rounding
+(``tests/test_fused_epoch.py``): the same minibatches of the same shuffles, the gradient of
+the same masked mean cross-entropy, optax's Adam. Supported configurations: ``model="mlp"``,
+``optimizer="adam"``, binary inputs packed into codes (the paper's data, see
+:mod:`ibjax.minibatches`), activation ``tanh``, ``relu`` or ``linear``, no ``noise_std`` and no
+``quantize``, at most :data:`MAX_WEIGHTS` weights (:func:`unsupported_reason` says why not
+otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.experimental import pallas as pl
+from jax.flatten_util import ravel_pytree
+
+from ibjax.config import Config, ConfigError
+from ibjax.train import Data, Trainer, TrainState
+
+# Adam's settings, from the optimiser state (optax.inject_hyperparams keeps them as float32
+# arrays): scalars_ref[:, 2, :5] of the kernel, in this order.
+_SETTINGS = ("learning_rate", "b1", "b2", "eps", "eps_root")
+
+
+MAX_WEIGHTS = 2048
+"""The largest network (weights, biases not counted) the kernel is built for: each weight is
+a scalar and every product is written out, so the kernel's size grows with the weights."""
+
+
+def unsupported_reason(config: Config, trainer: Trainer) -> str | None:
+    """Why the fused kernel cannot train ``config`` (None: it can)."""
+    checks = [
+        (config.model == "mlp", f"model={config.model!r} (only 'mlp')"),
+        (config.optimizer == "adam", f"optimizer={config.optimizer!r} (only 'adam')"),
+        (config.activation in ("tanh", "relu", "linear"), f"activation={config.activation!r}"),
+        (not config.noise_std, "noise_std (training noise)"),
+        (not config.quantize, "quantize"),
+        (trainer.spec.packed, "inputs that are not binary codes (ibjax.minibatches)"),
+    ]
+    if config.model == "mlp":
+        widths = [trainer.spec.num_features, *config.hidden, trainer.spec.num_classes]
+        weights = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+        checks.append((weights <= MAX_WEIGHTS, f"{weights} weights (at most {MAX_WEIGHTS}: "
+                                               "it writes out one multiply-add per weight)"))
+    reasons = [why for ok, why in checks if not ok]
+    return None if not reasons else "the fused epoch kernel does not support " + ", ".join(
+        reasons)
+
+
+def _power_of_two(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _layer_offsets(params) -> list[tuple[int, int, int, int]]:
+    """Per Dense layer ``(kernel_offset, bias_offset, fan_in, fan_out)`` in the raveled
+    parameter vector (``ravel_pytree`` order), input to output."""
+    dense = params["params"]
+    by_path, start = {}, 0
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):  # ravel_pytree's order
+        by_path[jax.tree_util.keystr(path)] = start
+        start += int(np.prod(leaf.shape))
+    layers = []
+    for i in range(len(dense)):
+        name = f"Dense_{i}"
+        fan_in, fan_out = dense[name]["kernel"].shape
+        layers.append((by_path[f"['params']['{name}']['kernel']"],
+                       by_path[f"['params']['{name}']['bias']"], fan_in, fan_out))
+    return layers
+
+
+def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
+                 num_epochs: int, steps_per_epoch: int, num_params: int, interpret: bool):
+    """The Pallas kernel body for one seed (see :func:`make_fused_epochs` for the refs)."""
+    from jax.experimental.pallas import triton as pl_triton
+
+    barrier = (lambda: None) if interpret else pl_triton.debug_barrier
+
+    def act(z):
+        if activation == "tanh":
+            return jnp.tanh(z)
+        if activation == "relu":
+            return jnp.maximum(z, 0.0)
+        return z
+
+    def act_grad(g, a):
+        """The gradient through the activation, given the activation's output ``a``."""
+        if activation == "tanh":  # as JAX differentiates tanh: (g + g a)(1 - a)
+            return (g + g * a) * (1.0 - a)
+        if activation == "relu":
+            return jnp.where(a > 0.0, g, 0.0)
+        return g
+
+    def kernel(codes_ref, valid_ref, scalars_ref, params_in, mu_in, nu_in,
+               params_ref, mu_ref, nu_ref, grads_ref):
+        params_ref[...] = params_in[...]
+        mu_ref[...] = mu_in[...]
+        nu_ref[...] = nu_in[...]
+        barrier()
+        learning_rate, b1, b2, eps, eps_root = (scalars_ref[0, 2, i] for i in range(5))
+        real = jax.lax.broadcasted_iota(jnp.int32, (1, params_ref.shape[1]), 1) < num_params
+
+        def weight(offset):
+            return params_ref[0, offset]
+
+        def step(slot, epoch):
+            t = epoch * steps_per_epoch + slot
+            code = codes_ref[0, t, :]
+            valid = valid_ref[t, :]
+            x = [((code >> k) & 1).astype(jnp.float32) for k in range(num_features)]
+            label = code >> num_features
+            # Forward: h[j] = act(sum_k W[k, j] h_in[k] + b[j]), one [batch] vector per unit.
+            h, acts = x, [x]
+            for index, (k_off, b_off, fan_in, fan_out) in enumerate(layers):
+                z = []
+                for j in range(fan_out):
+                    acc = weight(k_off + j) * h[0]
+                    for k in range(1, fan_in):
+                        acc = acc + weight(k_off + k * fan_out + j) * h[k]
+                    z.append(acc + weight(b_off + j))
+                h = z if index == len(layers) - 1 else [act(v) for v in z]
+                acts.append(h)
+            logits = acts.pop()
+            # d(mean masked cross-entropy)/d logits = (softmax - one_hot) * valid / sum(valid)
+            top = logits[0]
+            for v in logits[1:]:
+                top = jnp.maximum(top, v)
+            exps = [jnp.exp(v - top) for v in logits]
+            total = exps[0]
+            for e in exps[1:]:
+                total = total + e
+            scale = valid / jnp.sum(valid)
+            delta = [(e / total - (label == c).astype(jnp.float32)) * scale
+                     for c, e in enumerate(exps)]
+            # Backward, output to input: weight gradients are sums over the batch.
+            for index in range(len(layers) - 1, -1, -1):
+                k_off, b_off, fan_in, fan_out = layers[index]
+                h_in = acts[index]
+                for j in range(fan_out):
+                    grads_ref[0, slot, b_off + j] = jnp.sum(delta[j])
+                    for k in range(fan_in):
+                        grads_ref[0, slot, k_off + k * fan_out + j] = jnp.sum(h_in[k] * delta[j])
+                if index:
+                    back = []
+                    for k in range(fan_in):
+                        g = weight(k_off + k * fan_out) * delta[0]
+                        for j in range(1, fan_out):
+                            g = g + weight(k_off + k * fan_out + j) * delta[j]
+                        back.append(act_grad(g, h_in[k]))
+                    delta = back
+            barrier()
+            # optax.adam on the whole parameter vector (padding stays zero).
+            g = jnp.where(real, grads_ref[0, pl.ds(slot, 1), :], 0.0)
+            mu = (1 - b1) * g + b1 * mu_ref[...]
+            nu = (1 - b2) * (g * g) + b2 * nu_ref[...]
+            mu_hat = mu / scalars_ref[0, 0, t]
+            nu_hat = nu / scalars_ref[0, 1, t]
+            updates = mu_hat / (jnp.sqrt(nu_hat + eps_root) + eps)
+            params_ref[...] = params_ref[...] + updates * -learning_rate
+            mu_ref[...] = mu
+            nu_ref[...] = nu
+            barrier()
+            return epoch
+
+        jax.lax.fori_loop(0, num_epochs, lambda epoch, _: jax.lax.fori_loop(
+            0, steps_per_epoch, step, epoch), 0)
+
+    return kernel
+
+
+def make_fused_epochs(config: Config, trainer: Trainer, num_epochs: int = 1, *,
+                      interpret: bool | None = None, num_warps: int = 4
+                      ) -> Callable[[TrainState, Data], tuple[TrainState, list[jax.Array]]]:
+    """``epochs(states, data) -> (states, kernel_grads)``: ``num_epochs`` epochs of every seed.
+
+    Args:
+      config, trainer: the configuration and its :func:`ibjax.train.make_trainer` trainer.
+      num_epochs: epochs per kernel launch (static).
+      interpret: run the kernel in Pallas's interpret mode (default: on CPUs).
+      num_warps: warps per seed's program on a GPU (Triton).
+
+    The returned function takes ``states``, a :class:`~ibjax.train.TrainState` with a leading
+    seed axis ``[S, ...]`` (as ``jax.vmap(trainer.init)`` makes it), and the
+    :class:`~ibjax.train.Data`. It returns the states after ``num_epochs`` epochs and the last
+    epoch's kernel gradients per layer, ``[S, num_batches, fan_in, fan_out]``, as
+    ``jax.vmap(trainer.train_epoch)`` does for one epoch. ``diverged_at`` is checked once per
+    call (after its last epoch).
+
+    Raises:
+      ConfigError: a configuration the kernel does not support, or ``num_epochs < 1``.
+    """
+    reason = unsupported_reason(config, trainer)
+    if reason:
+        raise ConfigError(reason)
+    if not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ConfigError(f"num_epochs must be an integer >= 1, got {num_epochs!r}")
+    spec = trainer.spec
+    example = jax.eval_shape(trainer.init, jnp.int32(0), jnp.float32(0.0))
+    layers = _layer_offsets(example.params)
+    num_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(example.params))
+    padded_params = _power_of_two(num_params)
+    batch_valid = np.asarray(trainer.batch_valid)  # [num_batches, batch_size]
+    steps_per_epoch, batch_size = batch_valid.shape
+    num_steps = num_epochs * steps_per_epoch
+    padded_steps, padded_batch = _power_of_two(num_steps), _power_of_two(batch_size)
+    padded_slots = _power_of_two(steps_per_epoch)
+    width = max(padded_steps, 8)  # of the per-seed scalars: a step's bias corrections, settings
+    valid = np.zeros((padded_steps, padded_batch), np.float32)
+    valid[:num_steps, :batch_size] = np.tile(batch_valid, (num_epochs, 1))
+    if interpret is None:
+        interpret = jax.default_backend() == "cpu"
+    kernel = _make_kernel(layers, config.activation, spec.num_features, spec.num_classes,
+                          num_epochs, steps_per_epoch, num_params, interpret)
+
+    def call(num_seeds: int):
+        def per_seed(*shape):
+            return pl.BlockSpec((1, *shape), lambda s: (s,) + (0,) * len(shape))
+
+        vector = per_seed(padded_params)
+        options = {} if interpret else {"compiler_params": _triton_params(num_warps)}
+        return pl.pallas_call(
+            kernel, grid=(num_seeds,),
+            in_specs=[per_seed(padded_steps, padded_batch),
+                      pl.BlockSpec((padded_steps, padded_batch), lambda s: (0, 0)),
+                      per_seed(4, width), vector, vector, vector],
+            out_specs=[vector, vector, vector, per_seed(padded_slots, padded_params)],
+            out_shape=[jax.ShapeDtypeStruct((num_seeds, padded_params), jnp.float32)] * 3
+            + [jax.ShapeDtypeStruct((num_seeds, padded_slots, padded_params), jnp.float32)],
+            interpret=interpret, **options)
+
+    def pad_to(a, shape):
+        return jnp.pad(a, [(0, n - m) for n, m in zip(shape, a.shape, strict=True)])
+
+    def epochs(states: TrainState, data: Data) -> tuple[TrainState, list[jax.Array]]:
+        num_seeds = states.epoch.shape[0]
+
+        def seed_codes(state):  # [num_epochs * steps_per_epoch, batch_size] minibatch codes
+            def one(e):
+                return trainer.epoch_data(state._replace(epoch=state.epoch + e), data)
+            return jax.vmap(one)(jnp.arange(num_epochs)).reshape(num_steps, batch_size)
+
+        codes = pad_to(jax.vmap(seed_codes)(states), (num_seeds, padded_steps, padded_batch))
+        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(states.params)
+        unravel = ravel_pytree(jax.tree.map(lambda a: a[0], states.params))[1]
+        adam = _adam_state(states.opt_state)
+        steps_done = adam.count[:, None] + 1 + jnp.arange(num_steps, dtype=adam.count.dtype)[None]
+        hyper = states.opt_state.hyperparams  # each [S] float32
+        b1, b2 = hyper["b1"][:, None], hyper["b2"][:, None]
+        settings = jnp.stack([hyper[name] for name in _SETTINGS], axis=1)  # [S, 5]
+        scalars = jnp.stack([pad_to(1 - b1 ** steps_done, (num_seeds, width)),
+                             pad_to(1 - b2 ** steps_done, (num_seeds, width)),
+                             pad_to(settings, (num_seeds, width)),
+                             jnp.zeros((num_seeds, width), jnp.float32)], axis=1)
+        vectors = [pad_to(v, (num_seeds, padded_params)) for v in (flat, adam.mu, adam.nu)]
+        new_flat, mu, nu, grads = call(num_seeds)(codes, jnp.asarray(valid), scalars, *vectors)
+        params = jax.vmap(unravel)(new_flat[:, :num_params])
+        adam = adam._replace(count=adam.count + num_steps, mu=mu[:, :num_params],
+                             nu=nu[:, :num_params])
+        opt_state = jax.tree.map(
+            lambda s: adam if isinstance(s, optax.ScaleByAdamState) else s,
+            states.opt_state._replace(count=states.opt_state.count + num_steps),
+            is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
+        states = jax.vmap(trainer.finish_epochs, in_axes=(0, 0, 0, None))(
+            states, params, opt_state, num_epochs)
+        kernels = [grads[:, :steps_per_epoch, k_off:k_off + fan_in * fan_out].reshape(
+            num_seeds, steps_per_epoch, fan_in, fan_out) for k_off, _, fan_in, fan_out in layers]
+        return states, kernels
+
+    return epochs
+
+
+def _adam_state(opt_state) -> optax.ScaleByAdamState:
+    """The ``ScaleByAdamState`` inside ``make_optimizer``'s state."""
+    found = [s for s in jax.tree.leaves(
+        opt_state, is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
+        if isinstance(s, optax.ScaleByAdamState)]
+    if len(found) != 1:
+        raise ConfigError(f"expected one optax ScaleByAdamState in the optimiser state, "
+                          f"found {len(found)}")
+    return found[0]
+
+
+def _triton_params(num_warps: int):
+    from jax.experimental.pallas import triton as pl_triton
+    return pl_triton.CompilerParams(num_warps=num_warps, num_stages=1)
