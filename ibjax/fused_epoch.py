@@ -201,13 +201,17 @@ def make_fused_epochs(config: Config, trainer: Trainer, num_epochs: int = 1, *,
     call (after its last epoch).
 
     Raises:
-      ConfigError: a configuration the kernel does not support, or ``num_epochs < 1``.
+      ConfigError: a configuration the kernel does not support, ``num_epochs < 1``, or
+        ``num_warps`` not a power of two.
     """
     reason = unsupported_reason(config, trainer)
     if reason:
         raise ConfigError(reason)
     if not isinstance(num_epochs, int) or num_epochs < 1:
         raise ConfigError(f"num_epochs must be an integer >= 1, got {num_epochs!r}")
+    if not isinstance(num_warps, int) or num_warps < 1 or num_warps & (num_warps - 1):
+        raise ConfigError(f"num_warps must be a power of two (1, 2, 4, 8, ...), got "
+                          f"{num_warps!r}")
     spec = trainer.spec
     example = jax.eval_shape(trainer.init, jnp.int32(0), jnp.float32(0.0))
     layers = _layer_offsets(example.params)

@@ -87,11 +87,15 @@ def test_unsupported_configurations_say_why(config, data, expected):
         make_fused_epochs(config, trainer)
 
 
-def test_epochs_per_call_must_be_positive():
+@pytest.mark.parametrize("arguments, message", [
+    ({"num_epochs": 0}, "num_epochs must be an integer >= 1, got 0"),
+    ({"num_warps": 3}, "num_warps must be a power of two"),
+])
+def test_bad_arguments_are_named(arguments, message):
     config = ibjax.Config()
     trainer = make_trainer(config, load_dataset("var_u"))
-    with pytest.raises(ConfigError, match="num_epochs must be an integer >= 1, got 0"):
-        make_fused_epochs(config, trainer, 0)
+    with pytest.raises(ConfigError, match=message):
+        make_fused_epochs(config, trainer, **arguments)
 
 
 def test_the_kernel_lowers_to_triton_for_cuda():
