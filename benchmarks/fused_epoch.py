@@ -57,9 +57,9 @@ def xla_training(trainer):
     return train
 
 
-def fused_training(config, trainer, per_call: int, num_warps: int):
+def fused_training(trainer, per_call: int, num_warps: int):
     """``train(states, data, num_calls)``: ``num_calls`` launches of ``per_call`` epochs."""
-    epochs = make_fused_epochs(config, trainer, per_call, num_warps=num_warps)
+    epochs = make_fused_epochs(trainer, per_call, num_warps=num_warps)
 
     def train(states, data, num_calls):
         return jax.lax.fori_loop(0, num_calls, lambda _, s: epochs(s, data)[0], states)
@@ -105,7 +105,7 @@ def compare(args, seeds: int, device, data_set) -> None:
         for num_warps in warps:
             extra = {"epochs_per_call": per_call, "num_warps": num_warps}
             try:
-                compile_s, fused = compiled(fused_training(config, trainer, per_call, num_warps),
+                compile_s, fused = compiled(fused_training(trainer, per_call, num_warps),
                                             states, data, jnp.int32(0))
                 checked = run(fused, states, data, jnp.int32(check // per_call))[1]
                 difference = weight_difference(checked, reference)

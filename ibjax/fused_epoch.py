@@ -29,7 +29,7 @@ import optax
 from jax.experimental import pallas as pl
 from jax.flatten_util import ravel_pytree
 
-from ibjax.config import Config, ConfigError
+from ibjax.config import ConfigError
 from ibjax.train import Data, Trainer, TrainState
 
 # Adam's settings, from the optimiser state (optax.inject_hyperparams keeps them as float32
@@ -42,10 +42,12 @@ MAX_WEIGHTS = 2048
 a scalar and every product is written out, so the kernel's size grows with the weights."""
 
 
-def unsupported_reason(config: Config, trainer: Trainer) -> str | None:
-    """Why the fused kernel cannot train ``config`` (None: it can)."""
+def unsupported_reason(trainer: Trainer) -> str | None:
+    """Why the fused kernel cannot train ``trainer``'s network (None: it can)."""
+    config = trainer.config
     checks = [
         (config.model == "mlp", f"model={config.model!r} (only 'mlp')"),
+        (bool(trainer.layer_products), "a model of your own (model=...)"),
         (config.optimizer == "adam", f"optimizer={config.optimizer!r} (only 'adam')"),
         (config.activation in ("tanh", "relu", "linear"), f"activation={config.activation!r}"),
         (not config.noise_std, "noise_std (training noise)"),
@@ -182,13 +184,13 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
     return kernel
 
 
-def make_fused_epochs(config: Config, trainer: Trainer, num_epochs: int = 1, *,
+def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
                       interpret: bool | None = None, num_warps: int = 4
                       ) -> Callable[[TrainState, Data], tuple[TrainState, list[jax.Array]]]:
     """``epochs(states, data) -> (states, kernel_grads)``: ``num_epochs`` epochs of every seed.
 
     Args:
-      config, trainer: the configuration and its :func:`ibjax.train.make_trainer` trainer.
+      trainer: a :func:`ibjax.train.make_trainer` trainer (its configuration and data shapes).
       num_epochs: epochs per kernel launch (static).
       interpret: run the kernel in Pallas's interpret mode (default: on CPUs).
       num_warps: warps per seed's program on a GPU (Triton).
@@ -204,7 +206,7 @@ def make_fused_epochs(config: Config, trainer: Trainer, num_epochs: int = 1, *,
       ConfigError: a configuration the kernel does not support, ``num_epochs < 1``, or
         ``num_warps`` not a power of two.
     """
-    reason = unsupported_reason(config, trainer)
+    reason = unsupported_reason(trainer)
     if reason:
         raise ConfigError(reason)
     if not isinstance(num_epochs, int) or num_epochs < 1:
@@ -212,7 +214,7 @@ def make_fused_epochs(config: Config, trainer: Trainer, num_epochs: int = 1, *,
     if not isinstance(num_warps, int) or num_warps < 1 or num_warps & (num_warps - 1):
         raise ConfigError(f"num_warps must be a power of two (1, 2, 4, 8, ...), got "
                           f"{num_warps!r}")
-    spec = trainer.spec
+    config, spec = trainer.config, trainer.spec
     example = jax.eval_shape(trainer.init, jnp.int32(0), jnp.float32(0.0))
     layers = _layer_offsets(example.params)
     num_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(example.params))

@@ -194,6 +194,7 @@ class Trainer(NamedTuple):
         :func:`ibjax.model.layer_products`); empty for other models.
       num_mi_rows: rows the estimators measure on (``config.mi_samples`` resolved).
       spec: the :class:`DataSpec` the functions were built for.
+      config: the configuration they were built for.
     """
 
     init: Callable[[jax.Array, jax.Array], TrainState]
@@ -216,6 +217,7 @@ class Trainer(NamedTuple):
     layer_products: tuple[str, ...]
     num_mi_rows: int
     spec: DataSpec
+    config: Config
 
 
 def mi_sample_rows(mi_samples: str | int, num_samples: int, num_test: int) -> np.ndarray | None:
@@ -518,4 +520,4 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
                    finish_epochs=finish_epochs, batch_valid=batch_valid_np,
                    layer_activations=mi_layers, num_layers=num_layers, layer_widths=widths,
                    layer_names=network.layer_names, layer_products=network.layer_products,
-                   num_mi_rows=num_mi_rows, spec=spec)
+                   num_mi_rows=num_mi_rows, spec=spec, config=config)
