@@ -11,12 +11,13 @@
 # auto, matmul, broadcast; see benchmarks/throughput.py),
 # ABLATE=1 (benchmarks/epoch_cost.py ablations and device profile at ABLATE_SEEDS, then the
 # default variant under other XLA command-buffer settings), TESTS=1 (the GPU-relevant tests,
-# or TEST_ARGS),
+# or TEST_ARGS; limit TESTS_STEP_S, 120 s),
 # EST_SEEDS (0 skips the estimator costs), ACROSS (0 skips), CPU_PRODUCTS (0 skips timing the
 # host CPU's training epoch with native against XLA matmul products), MORE_SEEDS (empty
 # skips), BASELINE_EPOCHS (0 skips), BIG_SEEDS (default 10000, empty skips; its own limit
 # BIG_STEP_S, default 240 s), COMPILE (0 skips benchmarks/compile_time.py on the GPU: program
-# parts' lowering and XLA compile times, and `ibjax run` cold and warm, into compile_gpu.json).
+# parts' lowering and XLA compile times, and `ibjax run` cold and warm, into compile_gpu.json;
+# limit COMPILE_STEP_S, 300 s).
 # FUSED (0 skips benchmarks/fused_epoch.py, run first: the Pallas epoch kernel against XLA at
 # FUSED_SEEDS, default 1000, with FUSED_ARGS, into fused.jsonl; limit FUSED_STEP_S, 300 s).
 # throughput.py and fused_epoch.py report the training FLOP/s and the fraction of the GPU's
@@ -25,12 +26,13 @@
 # 15 minutes of device time and 10 minutes per command, run issue 20's measurements and the
 # GPU checks of init's two programs and of the fused kernel as two commands (every step has a
 # limit; at most ~8 and ~9 minutes):
-#   FUSED_STEP_S=240 FUSED_ARGS="--epochs-per-call 10 --num-warps 4 8" SEEDS= BIG_SEEDS= \
-#     COMPILE=0 ABLATE=0 TESTS=1 TEST_ARGS="tests/test_initial_weights.py \
+#   FUSED_STEP_S=240 FUSED_SEEDS="1000 10000" SEEDS= BIG_SEEDS= \
+#     FUSED_ARGS="--epochs-per-call 10 --num-warps 4 8 --xla-epochs 1000" \
+#     COMPILE=0 ABLATE=0 TESTS=1 TESTS_STEP_S=180 TEST_ARGS="tests/test_initial_weights.py \
 #     tests/test_fused_epoch.py" EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= \
 #     BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
-#   FUSED=0 SEEDS=1000 BIG_STEP_S=200 ABLATE=0 TESTS=0 EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 \
-#     MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+#   FUSED=0 SEEDS=1000 BIG_STEP_S=200 COMPILE_STEP_S=200 ABLATE=0 TESTS=0 EST_SEEDS=0 \
+#     ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
 # From the repository root:
 #   bash benchmarks/gpu.sh
 #   SEEDS="2" EPOCHS=20 EST_SEEDS=2 ACROSS=0 BASELINE_EPOCHS=20 bash benchmarks/gpu.sh  # quick
@@ -69,7 +71,8 @@ for seeds in ${BIG_SEEDS-10000}; do
     --epochs "${EPOCHS:-8000}"
 done
 if [ "${COMPILE:-1}" = 1 ]; then  # where compile time goes on the GPU; cold and warm starts
-  JAX_PLATFORMS=${COMPILE_PLATFORM:-cuda} step 300 "$py" benchmarks/compile_time.py \
+  JAX_PLATFORMS=${COMPILE_PLATFORM:-cuda} step "${COMPILE_STEP_S:-300}" "$py" \
+    benchmarks/compile_time.py \
     --json "$out/compile_gpu.json"
 fi
 if [ "${ABLATE:-1}" = 1 ]; then
@@ -84,7 +87,8 @@ if [ "${ABLATE:-1}" = 1 ]; then
 fi
 if [ "${TESTS:-1}" = 1 ]; then
   # shellcheck disable=SC2086  # TEST_ARGS is a list of words
-  step 120 "$py" -m pytest -q -p no:cacheprovider ${TEST_ARGS:-tests/test_permutation.py \
+  step "${TESTS_STEP_S:-120}" "$py" -m pytest -q -p no:cacheprovider \
+    ${TEST_ARGS:-tests/test_permutation.py \
     tests/test_minibatches.py tests/test_binning.py::test_both_bin_index_paths_count_edges_exactly \
     tests/test_train.py::test_products_train_like_matrix_products tests/test_segment.py \
     tests/test_native_products.py tests/test_initial_weights.py tests/test_fused_epoch.py}
