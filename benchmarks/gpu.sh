@@ -27,7 +27,8 @@
 # GPU checks of init's two programs and of the fused kernel as two commands (every step has a
 # limit; at most ~8 and ~9 minutes):
 #   FUSED_STEP_S=240 FUSED_SEEDS="1000 10000" SEEDS= BIG_SEEDS= \
-#     FUSED_ARGS="--epochs-per-call 10 --num-warps 4 8 --xla-epochs 1000" \
+#     FUSED_ARGS="--epochs-per-call 10 --num-warps 4 8 --seeds-per-program 1 2 \
+#     --xla-epochs 1000" \
 #     COMPILE=0 ABLATE=0 TESTS=1 TESTS_STEP_S=180 TEST_ARGS="tests/test_initial_weights.py \
 #     tests/test_fused_epoch.py" EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= \
 #     BASELINE_EPOCHS=0 bash benchmarks/gpu.sh

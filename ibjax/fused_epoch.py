@@ -3,11 +3,11 @@
 On a GPU, ibjax's XLA program runs each minibatch step as a chain of small kernels, one
 launch each, and the paper network's 56,000 sequential steps (8000 epochs x 7 minibatches)
 keep the GPU far from busy. This module writes whole epochs, every minibatch's forward pass,
-backward pass and Adam update, as one kernel launch: one Pallas program per seed, its
-activations in registers (one ``[batch]`` vector per unit) and each weight a scalar, so the
-tiny layers waste no padding. It is not used by :mod:`ibjax.runner` yet: it is measured against
-the XLA path by ``benchmarks/fused_epoch.py`` on GPUs first. On a CPU it runs in Pallas's
-interpret mode (for tests: slow).
+backward pass and Adam update, as one kernel launch: one Pallas program per seed (or per
+few seeds), its activations in registers (one ``[batch]`` vector per unit) and each weight a
+scalar, so the tiny layers waste no padding. It is not used by :mod:`ibjax.runner` yet: it is
+measured against the XLA path by ``benchmarks/fused_epoch.py`` on GPUs first. On a CPU it
+runs in Pallas's interpret mode (for tests: slow).
 
 It trains exactly what :meth:`ibjax.train.Trainer.train_epoch` trains, up to float rounding
 (``tests/test_fused_epoch.py``): the same minibatches of the same shuffles, the gradient of
@@ -87,7 +87,10 @@ def _layer_offsets(params) -> list[tuple[int, int, int, int]]:
 
 def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
                  num_epochs: int, steps_per_epoch: int, num_params: int, interpret: bool):
-    """The Pallas kernel body for one seed (see :func:`make_fused_epochs` for the refs)."""
+    """The Pallas kernel body for a group of seeds (see :func:`make_fused_epochs`).
+
+    Each ref holds the group's rows (axis 0); every value is ``[group, ...]``: a unit's
+    activations ``[group, batch]``, a weight ``[group, 1]``."""
     from jax.experimental.pallas import triton as pl_triton
 
     barrier = (lambda: None) if interpret else pl_triton.debug_barrier
@@ -113,16 +116,20 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
         mu_ref[...] = mu_in[...]
         nu_ref[...] = nu_in[...]
         barrier()
-        learning_rate, b1, b2, eps, eps_root = (scalars_ref[0, 2, i] for i in range(5))
+        learning_rate, b1, b2, eps, eps_root = (scalars_ref[:, 2, pl.ds(i, 1)]
+                                                for i in range(5))
         real = jax.lax.broadcasted_iota(jnp.int32, (1, params_ref.shape[1]), 1) < num_params
 
         def weight(offset):
-            return params_ref[0, offset]
+            return params_ref[:, pl.ds(offset, 1)]
+
+        def batch_sum(v):
+            return jnp.sum(v, axis=1, keepdims=True)
 
         def step(slot, epoch):
             t = epoch * steps_per_epoch + slot
-            code = codes_ref[0, t, :]
-            valid = valid_ref[t, :]
+            code = codes_ref[:, t, :]
+            valid = valid_ref[pl.ds(t, 1), :]
             x = [((code >> k) & 1).astype(jnp.float32) for k in range(num_features)]
             label = code >> num_features
             # Forward: h[j] = act(sum_k W[k, j] h_in[k] + b[j]), one [batch] vector per unit.
@@ -145,7 +152,7 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
             total = exps[0]
             for e in exps[1:]:
                 total = total + e
-            scale = valid / jnp.sum(valid)
+            scale = valid / batch_sum(valid)
             delta = [(e / total - (label == c).astype(jnp.float32)) * scale
                      for c, e in enumerate(exps)]
             # Backward, output to input: weight gradients are sums over the batch.
@@ -153,9 +160,10 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
                 k_off, b_off, fan_in, fan_out = layers[index]
                 h_in = acts[index]
                 for j in range(fan_out):
-                    grads_ref[0, slot, b_off + j] = jnp.sum(delta[j])
+                    grads_ref[:, slot, pl.ds(b_off + j, 1)] = batch_sum(delta[j])
                     for k in range(fan_in):
-                        grads_ref[0, slot, k_off + k * fan_out + j] = jnp.sum(h_in[k] * delta[j])
+                        grads_ref[:, slot, pl.ds(k_off + k * fan_out + j, 1)] = batch_sum(
+                            h_in[k] * delta[j])
                 if index:
                     back = []
                     for k in range(fan_in):
@@ -166,11 +174,11 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
                     delta = back
             barrier()
             # optax.adam on the whole parameter vector (padding stays zero).
-            g = jnp.where(real, grads_ref[0, pl.ds(slot, 1), :], 0.0)
+            g = jnp.where(real, grads_ref[:, slot, :], 0.0)
             mu = (1 - b1) * g + b1 * mu_ref[...]
             nu = (1 - b2) * (g * g) + b2 * nu_ref[...]
-            mu_hat = mu / scalars_ref[0, 0, t]
-            nu_hat = nu / scalars_ref[0, 1, t]
+            mu_hat = mu / scalars_ref[:, 0, pl.ds(t, 1)]
+            nu_hat = nu / scalars_ref[:, 1, pl.ds(t, 1)]
             updates = mu_hat / (jnp.sqrt(nu_hat + eps_root) + eps)
             params_ref[...] = params_ref[...] + updates * -learning_rate
             mu_ref[...] = mu
@@ -185,7 +193,8 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
 
 
 def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
-                      interpret: bool | None = None, num_warps: int = 4
+                      interpret: bool | None = None, num_warps: int = 4,
+                      seeds_per_program: int = 1
                       ) -> Callable[[TrainState, Data], tuple[TrainState, list[jax.Array]]]:
     """``epochs(states, data) -> (states, kernel_grads)``: ``num_epochs`` epochs of every seed.
 
@@ -193,7 +202,9 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
       trainer: a :func:`ibjax.train.make_trainer` trainer (its configuration and data shapes).
       num_epochs: epochs per kernel launch (static).
       interpret: run the kernel in Pallas's interpret mode (default: on CPUs).
-      num_warps: warps per seed's program on a GPU (Triton).
+      num_warps: warps per program on a GPU (Triton).
+      seeds_per_program: seeds each program trains side by side (a power of two): the
+        batch sums of all of them are one reduction, so fewer synchronisations per seed.
 
     The returned function takes ``states``, a :class:`~ibjax.train.TrainState` with a leading
     seed axis ``[S, ...]`` (as ``jax.vmap(trainer.init)`` makes it), and the
@@ -204,16 +215,16 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
 
     Raises:
       ConfigError: a configuration the kernel does not support, ``num_epochs < 1``, or
-        ``num_warps`` not a power of two.
+        ``num_warps`` or ``seeds_per_program`` not a power of two.
     """
     reason = unsupported_reason(trainer)
     if reason:
         raise ConfigError(reason)
     if not isinstance(num_epochs, int) or num_epochs < 1:
         raise ConfigError(f"num_epochs must be an integer >= 1, got {num_epochs!r}")
-    if not isinstance(num_warps, int) or num_warps < 1 or num_warps & (num_warps - 1):
-        raise ConfigError(f"num_warps must be a power of two (1, 2, 4, 8, ...), got "
-                          f"{num_warps!r}")
+    for name, value in (("num_warps", num_warps), ("seeds_per_program", seeds_per_program)):
+        if not isinstance(value, int) or value < 1 or value & (value - 1):
+            raise ConfigError(f"{name} must be a power of two (1, 2, 4, 8, ...), got {value!r}")
     config, spec = trainer.config, trainer.spec
     example = jax.eval_shape(trainer.init, jnp.int32(0), jnp.float32(0.0))
     layers = _layer_offsets(example.params)
@@ -232,20 +243,24 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
     kernel = _make_kernel(layers, config.activation, spec.num_features, spec.num_classes,
                           num_epochs, steps_per_epoch, num_params, interpret)
 
-    def call(num_seeds: int):
-        def per_seed(*shape):
-            return pl.BlockSpec((1, *shape), lambda s: (s,) + (0,) * len(shape))
+    group = seeds_per_program
 
-        vector = per_seed(padded_params)
+    def call(num_groups: int):
+        def per_group(*shape):
+            return pl.BlockSpec((group, *shape), lambda g: (g,) + (0,) * len(shape))
+
+        def out(*shape):
+            return jax.ShapeDtypeStruct((num_groups * group, *shape), jnp.float32)
+
+        vector = per_group(padded_params)
         options = {} if interpret else {"compiler_params": _triton_params(num_warps)}
         return pl.pallas_call(
-            kernel, grid=(num_seeds,),
-            in_specs=[per_seed(padded_steps, padded_batch),
-                      pl.BlockSpec((padded_steps, padded_batch), lambda s: (0, 0)),
-                      per_seed(4, width), vector, vector, vector],
-            out_specs=[vector, vector, vector, per_seed(padded_slots, padded_params)],
-            out_shape=[jax.ShapeDtypeStruct((num_seeds, padded_params), jnp.float32)] * 3
-            + [jax.ShapeDtypeStruct((num_seeds, padded_slots, padded_params), jnp.float32)],
+            kernel, grid=(num_groups,),
+            in_specs=[per_group(padded_steps, padded_batch),
+                      pl.BlockSpec((padded_steps, padded_batch), lambda g: (0, 0)),
+                      per_group(4, width), vector, vector, vector],
+            out_specs=[vector, vector, vector, per_group(padded_slots, padded_params)],
+            out_shape=[out(padded_params)] * 3 + [out(padded_slots, padded_params)],
             interpret=interpret, **options)
 
     def pad_to(a, shape):
@@ -253,13 +268,15 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
 
     def epochs(states: TrainState, data: Data) -> tuple[TrainState, list[jax.Array]]:
         num_seeds = states.epoch.shape[0]
+        num_groups = -(-num_seeds // group)
+        rows = num_groups * group  # seeds padded to whole groups (the padding is dropped)
 
         def seed_codes(state):  # [num_epochs * steps_per_epoch, batch_size] minibatch codes
             def one(e):
                 return trainer.epoch_data(state._replace(epoch=state.epoch + e), data)
             return jax.vmap(one)(jnp.arange(num_epochs)).reshape(num_steps, batch_size)
 
-        codes = pad_to(jax.vmap(seed_codes)(states), (num_seeds, padded_steps, padded_batch))
+        codes = pad_to(jax.vmap(seed_codes)(states), (rows, padded_steps, padded_batch))
         flat = jax.vmap(lambda p: ravel_pytree(p)[0])(states.params)
         unravel = ravel_pytree(jax.tree.map(lambda a: a[0], states.params))[1]
         adam = _adam_state(states.opt_state)
@@ -267,12 +284,13 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
         hyper = states.opt_state.hyperparams  # each [S] float32
         b1, b2 = hyper["b1"][:, None], hyper["b2"][:, None]
         settings = jnp.stack([hyper[name] for name in _SETTINGS], axis=1)  # [S, 5]
-        scalars = jnp.stack([pad_to(1 - b1 ** steps_done, (num_seeds, width)),
-                             pad_to(1 - b2 ** steps_done, (num_seeds, width)),
-                             pad_to(settings, (num_seeds, width)),
-                             jnp.zeros((num_seeds, width), jnp.float32)], axis=1)
-        vectors = [pad_to(v, (num_seeds, padded_params)) for v in (flat, adam.mu, adam.nu)]
-        new_flat, mu, nu, grads = call(num_seeds)(codes, jnp.asarray(valid), scalars, *vectors)
+        scalars = jnp.stack([pad_to(1 - b1 ** steps_done, (rows, width)),
+                             pad_to(1 - b2 ** steps_done, (rows, width)),
+                             pad_to(settings, (rows, width)),
+                             jnp.zeros((rows, width), jnp.float32)], axis=1)
+        vectors = [pad_to(v, (rows, padded_params)) for v in (flat, adam.mu, adam.nu)]
+        new_flat, mu, nu, grads = call(num_groups)(codes, jnp.asarray(valid), scalars, *vectors)
+        new_flat, mu, nu, grads = (a[:num_seeds] for a in (new_flat, mu, nu, grads))
         params = jax.vmap(unravel)(new_flat[:, :num_params])
         adam = adam._replace(count=adam.count + num_steps, mu=mu[:, :num_params],
                              nu=nu[:, :num_params])

@@ -34,13 +34,14 @@ def assert_close(actual, expected, name):
                                atol=1e-5 * scale + 1e-30, err_msg=name)
 
 
-def compare(config, rates, num_epochs):
+def compare(config, rates, num_epochs, seeds_per_program=1):
     dataset = load_dataset("var_u")
     trainer = make_trainer(config, dataset)
     data = trainer.device_data(dataset)
     rates = jnp.asarray(rates, jnp.float32)
     states = jax.vmap(trainer.init)(jnp.arange(rates.size), rates)
-    fused, fused_grads = jax.jit(make_fused_epochs(trainer, num_epochs))(states, data)
+    fused, fused_grads = jax.jit(make_fused_epochs(
+        trainer, num_epochs, seeds_per_program=seeds_per_program))(states, data)
     epoch = jax.jit(jax.vmap(trainer.train_epoch, in_axes=(0, None)))
     expected = states
     for _ in range(num_epochs):
@@ -53,8 +54,9 @@ def compare(config, rates, num_epochs):
     return fused, expected
 
 
-def test_paper_network_two_epochs_per_call():
-    fused, _ = compare(ibjax.Config(), [4e-4, 4e-4, 1e-3], num_epochs=2)
+def test_paper_network_two_epochs_per_call_two_seeds_per_program():
+    # 3 seeds in programs of 2: the last program's second seed is padding
+    fused, _ = compare(ibjax.Config(), [4e-4, 4e-4, 1e-3], num_epochs=2, seeds_per_program=2)
     assert np.all(np.asarray(fused.epoch) == 2)
 
 
@@ -103,6 +105,7 @@ def test_unsupported_configurations_say_why(config, data, expected):
 @pytest.mark.parametrize("arguments, message", [
     ({"num_epochs": 0}, "num_epochs must be an integer >= 1, got 0"),
     ({"num_warps": 3}, "num_warps must be a power of two"),
+    ({"seeds_per_program": 0}, "seeds_per_program must be a power of two"),
 ])
 def test_bad_arguments_are_named(arguments, message):
     config = ibjax.Config()
@@ -111,7 +114,8 @@ def test_bad_arguments_are_named(arguments, message):
         make_fused_epochs(trainer, **arguments)
 
 
-def test_the_kernel_lowers_to_triton_for_cuda():
+@pytest.mark.parametrize("group", [1, 2])
+def test_the_kernel_lowers_to_triton_for_cuda(group):
     """The GPU build is checked without a GPU: lowering for CUDA produces the Triton kernel
     (what remains on a GPU is Triton's own compile and the timing)."""
     config = ibjax.Config()
@@ -119,6 +123,6 @@ def test_the_kernel_lowers_to_triton_for_cuda():
     trainer = make_trainer(config, dataset, platform="gpu")
     states = jax.eval_shape(jax.vmap(trainer.init), jnp.arange(8), jnp.zeros(8, jnp.float32))
     data = jax.eval_shape(lambda: trainer.device_data(dataset))
-    epochs = make_fused_epochs(trainer, 2, interpret=False)
+    epochs = make_fused_epochs(trainer, 2, interpret=False, seeds_per_program=group)
     text = jax.jit(epochs).trace(states, data).lower(lowering_platforms=("cuda",)).as_text()
     assert "__gpu$xla.gpu.triton" in text
