@@ -139,6 +139,11 @@ def main() -> None:
     parser.add_argument("--check-epochs", type=int, default=10,
                         help="epochs after which the weights are compared with XLA's")
     args = parser.parse_args()
+    for flag, values in (("--seeds", args.seeds), ("--epochs", [args.epochs]),
+                         ("--check-epochs", [args.check_epochs]),
+                         ("--xla-epochs", [args.xla_epochs or 1])):
+        if min(values) < 1:
+            parser.error(f"{flag} must be >= 1, got {min(values)}")
     for per_call in args.epochs_per_call:
         if per_call < 1 or args.epochs % per_call or args.check_epochs % per_call:
             parser.error(f"--epochs-per-call {per_call}: must be >= 1 and divide --epochs "

@@ -6,12 +6,12 @@
 #   8000 epochs, 274 snapshots), estimators.json (cost per estimator), gpu.nc and cpu.nc (the
 #   same 8 seeds on the GPU and on the host CPU; compare with benchmarks/across_devices.py).
 # Each step has its own time limit, so one slow step cannot eat the others' results; all steps
-# but BIG_SEEDS and COMPILE took about 9-10 minutes on one H100 (results/gpu_h100).
+# but FUSED, BIG_SEEDS and COMPILE took about 9-10 minutes on one H100 (results/gpu_h100).
 # Knobs (environment): SEEDS (default "1000 100", empty skips), PRODUCTS (layer products:
 # auto, matmul, broadcast; see benchmarks/throughput.py),
 # ABLATE=1 (benchmarks/epoch_cost.py ablations and device profile at ABLATE_SEEDS, then the
 # default variant under other XLA command-buffer settings), TESTS=1 (the GPU-relevant tests,
-# or TEST_ARGS; limit TESTS_STEP_S, 120 s),
+# or TEST_ARGS; limit TESTS_STEP_S, 180 s),
 # EST_SEEDS (0 skips the estimator costs), ACROSS (0 skips), CPU_PRODUCTS (0 skips timing the
 # host CPU's training epoch with native against XLA matmul products), MORE_SEEDS (empty
 # skips), BASELINE_EPOCHS (0 skips), BIG_SEEDS (default 10000, empty skips; its own limit
@@ -22,18 +22,23 @@
 # FUSED_SEEDS, default 1000, with FUSED_ARGS, into fused.jsonl; limit FUSED_STEP_S, 300 s).
 # throughput.py and fused_epoch.py report the training FLOP/s and the fraction of the GPU's
 # float32 peak.
-# With the 10,000 seeds and the compile study every step takes ~18-22 minutes in all. With
-# 15 minutes of device time and 10 minutes per command, run issue 20's measurements and the
-# GPU checks of init's two programs and of the fused kernel as two commands (every step has a
-# limit; at most ~8 and ~9 minutes):
+# With the 10,000 seeds, the fused kernel and the compile study every step takes ~20-25
+# minutes in all. With 15 minutes of device time (machine start included) and 10 minutes per
+# command, run issue 20's measurements as these commands, in this order, each while `status`
+# leaves time for its limits (step limits add up to 8, 7.5 and 4.5 minutes at most):
+# 1. the fused kernel at 1000 and 10,000 seeds, and the GPU checks of init's two programs
+#    and of the fused kernel:
 #   FUSED_STEP_S=240 FUSED_SEEDS="1000 10000" SEEDS= BIG_SEEDS= \
 #     FUSED_ARGS="--epochs-per-call 10 --num-warps 4 8 --seeds-per-program 1 2 \
-#     --xla-epochs 1000" \
-#     COMPILE=0 ABLATE=0 TESTS=1 TESTS_STEP_S=180 TEST_ARGS="tests/test_initial_weights.py \
+#     --xla-epochs 1000" COMPILE=0 ABLATE=0 TESTS=1 TEST_ARGS="tests/test_initial_weights.py \
 #     tests/test_fused_epoch.py" EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= \
 #     BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
-#   FUSED=0 SEEDS=1000 BIG_STEP_S=200 COMPILE_STEP_S=200 ABLATE=0 TESTS=0 EST_SEEDS=0 \
-#     ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+# 2. XLA at 1000 and 10,000 seeds:
+#   FUSED=0 SEEDS=1000 BIG_STEP_S=240 COMPILE=0 ABLATE=0 TESTS=0 EST_SEEDS=0 ACROSS=0 \
+#     CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+# 3. where compile time goes on the GPU:
+#   FUSED=0 SEEDS= BIG_SEEDS= COMPILE_STEP_S=200 ABLATE=0 TESTS=0 EST_SEEDS=0 ACROSS=0 \
+#     CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
 # From the repository root:
 #   bash benchmarks/gpu.sh
 #   SEEDS="2" EPOCHS=20 EST_SEEDS=2 ACROSS=0 BASELINE_EPOCHS=20 bash benchmarks/gpu.sh  # quick
@@ -88,7 +93,7 @@ if [ "${ABLATE:-1}" = 1 ]; then
 fi
 if [ "${TESTS:-1}" = 1 ]; then
   # shellcheck disable=SC2086  # TEST_ARGS is a list of words
-  step "${TESTS_STEP_S:-120}" "$py" -m pytest -q -p no:cacheprovider \
+  step "${TESTS_STEP_S:-180}" "$py" -m pytest -q -p no:cacheprovider \
     ${TEST_ARGS:-tests/test_permutation.py \
     tests/test_minibatches.py tests/test_binning.py::test_both_bin_index_paths_count_edges_exactly \
     tests/test_train.py::test_products_train_like_matrix_products tests/test_segment.py \

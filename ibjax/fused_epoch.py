@@ -20,6 +20,7 @@ otherwise).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import jax
@@ -111,7 +112,7 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
         return g
 
     def kernel(codes_ref, valid_ref, scalars_ref, params_in, mu_in, nu_in,
-               params_ref, mu_ref, nu_ref, grads_ref):
+               params_ref, mu_ref, nu_ref, grads_ref, bad_ref):
         params_ref[...] = params_in[...]
         mu_ref[...] = mu_in[...]
         nu_ref[...] = nu_in[...]
@@ -129,7 +130,7 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
         def step(slot, epoch):
             t = epoch * steps_per_epoch + slot
             code = codes_ref[:, t, :]
-            valid = valid_ref[pl.ds(t, 1), :]
+            valid = valid_ref[pl.ds(slot, 1), :]
             x = [((code >> k) & 1).astype(jnp.float32) for k in range(num_features)]
             label = code >> num_features
             # Forward: h[j] = act(sum_k W[k, j] h_in[k] + b[j]), one [batch] vector per unit.
@@ -186,8 +187,15 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
             barrier()
             return epoch
 
-        jax.lax.fori_loop(0, num_epochs, lambda epoch, _: jax.lax.fori_loop(
-            0, steps_per_epoch, step, epoch), 0)
+        def epoch_loop(epoch, carry):
+            jax.lax.fori_loop(0, steps_per_epoch, step, epoch)
+            # Non-finite weights after this epoch (NaN or inf: p - p is then NaN, not 0).
+            params = params_ref[...]
+            bad_ref[:, pl.ds(epoch, 1)] = batch_sum(
+                jnp.where(real & ~(params - params == 0.0), 1.0, 0.0))
+            return carry
+
+        jax.lax.fori_loop(0, num_epochs, epoch_loop, 0)
 
     return kernel
 
@@ -200,9 +208,11 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
 
     Args:
       trainer: a :func:`ibjax.train.make_trainer` trainer (its configuration and data shapes).
-      num_epochs: epochs per kernel launch (static).
+      num_epochs: epochs per kernel launch (static). Each call gathers the minibatches of all
+        of them first: ``S x 2**ceil(log2(num_epochs * num_batches)) x 2**ceil(log2(batch))``
+        int32 (256 KiB per seed at 10 epochs of the paper network).
       interpret: run the kernel in Pallas's interpret mode (default: on CPUs).
-      num_warps: warps per program on a GPU (Triton).
+      num_warps: warps per program on a GPU (Triton), a power of two up to 32.
       seeds_per_program: seeds each program trains side by side (a power of two): the
         batch sums of all of them are one reduction, so fewer synchronisations per seed.
 
@@ -210,21 +220,34 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
     seed axis ``[S, ...]`` (as ``jax.vmap(trainer.init)`` makes it), and the
     :class:`~ibjax.train.Data`. It returns the states after ``num_epochs`` epochs and the last
     epoch's kernel gradients per layer, ``[S, num_batches, fan_in, fan_out]``, as
-    ``jax.vmap(trainer.train_epoch)`` does for one epoch. ``diverged_at`` is checked once per
-    call (after its last epoch).
+    ``num_epochs`` calls of ``jax.vmap(trainer.train_epoch)`` do (``diverged_at`` too: the
+    kernel checks the weights after every epoch). It raises :class:`ConfigError` for states
+    whose parameters are not ``trainer``'s network's with a seed axis in front.
 
     Raises:
-      ConfigError: a configuration the kernel does not support, ``num_epochs < 1``, or
-        ``num_warps`` or ``seeds_per_program`` not a power of two.
+      ConfigError: a configuration the kernel does not support, ``num_epochs`` not an
+        integer >= 1, ``num_warps`` or ``seeds_per_program`` not a power of two (``num_warps``
+        at most 32), ``interpret`` not a bool or None.
+      TypeError: ``trainer`` is not a :class:`~ibjax.train.Trainer`.
     """
+    if not isinstance(trainer, Trainer):
+        raise TypeError(f"trainer must be an ibjax.train.Trainer (make_trainer(config, data)), "
+                        f"got {type(trainer).__name__}")
     reason = unsupported_reason(trainer)
     if reason:
         raise ConfigError(reason)
-    if not isinstance(num_epochs, int) or num_epochs < 1:
+    if not _is_integer(num_epochs) or num_epochs < 1:
         raise ConfigError(f"num_epochs must be an integer >= 1, got {num_epochs!r}")
-    for name, value in (("num_warps", num_warps), ("seeds_per_program", seeds_per_program)):
-        if not isinstance(value, int) or value < 1 or value & (value - 1):
-            raise ConfigError(f"{name} must be a power of two (1, 2, 4, 8, ...), got {value!r}")
+    num_epochs = int(num_epochs)
+    for name, value, most in (("num_warps", num_warps, 32),
+                              ("seeds_per_program", seeds_per_program, None)):
+        if not _is_integer(value) or value < 1 or value & (value - 1) or (
+                most is not None and value > most):
+            allowed = "1, 2, 4, 8, 16 or 32" if most else "1, 2, 4, 8, ..."
+            raise ConfigError(f"{name} must be a power of two ({allowed}), got {value!r}")
+    if interpret is not None and not isinstance(interpret, bool):
+        raise ConfigError(f"interpret must be True, False or None (CPUs), got {interpret!r}")
+    num_warps, seeds_per_program = int(num_warps), int(seeds_per_program)
     config, spec = trainer.config, trainer.spec
     example = jax.eval_shape(trainer.init, jnp.int32(0), jnp.float32(0.0))
     layers = _layer_offsets(example.params)
@@ -234,10 +257,10 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
     steps_per_epoch, batch_size = batch_valid.shape
     num_steps = num_epochs * steps_per_epoch
     padded_steps, padded_batch = _power_of_two(num_steps), _power_of_two(batch_size)
-    padded_slots = _power_of_two(steps_per_epoch)
+    padded_slots, padded_epochs = _power_of_two(steps_per_epoch), _power_of_two(num_epochs)
     width = max(padded_steps, 8)  # of the per-seed scalars: a step's bias corrections, settings
-    valid = np.zeros((padded_steps, padded_batch), np.float32)
-    valid[:num_steps, :batch_size] = np.tile(batch_valid, (num_epochs, 1))
+    valid = np.zeros((padded_slots, padded_batch), np.float32)  # the same in every epoch
+    valid[:steps_per_epoch, :batch_size] = batch_valid
     if interpret is None:
         interpret = jax.default_backend() == "cpu"
     kernel = _make_kernel(layers, config.activation, spec.num_features, spec.num_classes,
@@ -257,16 +280,21 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
         return pl.pallas_call(
             kernel, grid=(num_groups,),
             in_specs=[per_group(padded_steps, padded_batch),
-                      pl.BlockSpec((padded_steps, padded_batch), lambda g: (0, 0)),
+                      pl.BlockSpec((padded_slots, padded_batch), lambda g: (0, 0)),
                       per_group(4, width), vector, vector, vector],
-            out_specs=[vector, vector, vector, per_group(padded_slots, padded_params)],
-            out_shape=[out(padded_params)] * 3 + [out(padded_slots, padded_params)],
+            out_specs=[vector, vector, vector, per_group(padded_slots, padded_params),
+                       per_group(padded_epochs)],
+            out_shape=[out(padded_params)] * 3 + [out(padded_slots, padded_params),
+                                                  out(padded_epochs)],
             interpret=interpret, **options)
 
     def pad_to(a, shape):
         return jnp.pad(a, [(0, n - m) for n, m in zip(shape, a.shape, strict=True)])
 
+    expected = _shapes(example.params)
+
     def epochs(states: TrainState, data: Data) -> tuple[TrainState, list[jax.Array]]:
+        _check_states(states, expected)
         num_seeds = states.epoch.shape[0]
         num_groups = -(-num_seeds // group)
         rows = num_groups * group  # seeds padded to whole groups (the padding is dropped)
@@ -289,8 +317,8 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
                              pad_to(settings, (rows, width)),
                              jnp.zeros((rows, width), jnp.float32)], axis=1)
         vectors = [pad_to(v, (rows, padded_params)) for v in (flat, adam.mu, adam.nu)]
-        new_flat, mu, nu, grads = call(num_groups)(codes, jnp.asarray(valid), scalars, *vectors)
-        new_flat, mu, nu, grads = (a[:num_seeds] for a in (new_flat, mu, nu, grads))
+        outputs = call(num_groups)(codes, jnp.asarray(valid), scalars, *vectors)
+        new_flat, mu, nu, grads, bad = (a[:num_seeds] for a in outputs)
         params = jax.vmap(unravel)(new_flat[:, :num_params])
         adam = adam._replace(count=adam.count + num_steps, mu=mu[:, :num_params],
                              nu=nu[:, :num_params])
@@ -298,13 +326,41 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
             lambda s: adam if isinstance(s, optax.ScaleByAdamState) else s,
             states.opt_state._replace(count=states.opt_state.count + num_steps),
             is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
+        first_bad = jnp.argmax(bad[:, :num_epochs] > 0, axis=1)  # the first epoch with any
+        diverged_at = jnp.where((states.diverged_at < 0) & jnp.any(bad[:, :num_epochs] > 0, 1),
+                                states.epoch + first_bad.astype(jnp.int32) + 1,
+                                states.diverged_at)
         states = jax.vmap(trainer.finish_epochs, in_axes=(0, 0, 0, None))(
-            states, params, opt_state, num_epochs)
+            states, params, opt_state, num_epochs)._replace(diverged_at=diverged_at)
         kernels = [grads[:, :steps_per_epoch, k_off:k_off + fan_in * fan_out].reshape(
             num_seeds, steps_per_epoch, fan_in, fan_out) for k_off, _, fan_in, fan_out in layers]
         return states, kernels
 
     return epochs
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _shapes(params) -> list[tuple[str, tuple[int, ...]]]:
+    """Each parameter's path and shape."""
+    return [(jax.tree_util.keystr(path), tuple(np.shape(leaf)))
+            for path, leaf in jax.tree_util.tree_leaves_with_path(params)]
+
+
+def _check_states(states, expected: list[tuple[str, tuple[int, ...]]]) -> None:
+    """Raises ConfigError unless ``states`` are seeds of the network whose parameter shapes
+    are ``expected`` (:func:`_shapes`), each with a leading seed axis."""
+    if not isinstance(states, TrainState) or np.ndim(states.epoch) != 1:
+        raise ConfigError("states must be a TrainState with a leading seed axis, as "
+                          "jax.vmap(trainer.init) makes it")
+    num_seeds = np.shape(states.epoch)[0]
+    wanted = [(path, (num_seeds, *shape)) for path, shape in expected]
+    if _shapes(states.params) != wanted:
+        raise ConfigError(f"states are not of the trainer's network: their parameters are "
+                          f"{_shapes(states.params)}, the trainer's (with {num_seeds} seeds) "
+                          f"{wanted}")
 
 
 def _adam_state(opt_state) -> optax.ScaleByAdamState:

@@ -23,23 +23,31 @@ def leaves(tree):
 
 
 def assert_close(actual, expected, name):
+    """NaNs and infinities in the same places, finite values within 1e-5 of the largest."""
     assert actual.shape == expected.shape, name
-    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=name)
-    finite = ~np.isnan(expected)
-    if not finite.any() or expected.dtype.kind not in "f":
+    if expected.dtype.kind != "f":
         np.testing.assert_array_equal(actual, expected, err_msg=name)
         return
-    scale = np.max(np.abs(expected[finite]))
-    np.testing.assert_allclose(actual[finite], expected[finite], rtol=0,
-                               atol=1e-5 * scale + 1e-30, err_msg=name)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=name)
+    infinite = np.isinf(expected)
+    np.testing.assert_array_equal(actual[infinite], expected[infinite], err_msg=name)
+    finite = np.isfinite(expected)
+    if finite.any():
+        scale = np.max(np.abs(expected[finite]))
+        np.testing.assert_allclose(actual[finite], expected[finite], rtol=0,
+                                   atol=1e-5 * scale + 1e-30, err_msg=name)
 
 
-def compare(config, rates, num_epochs, seeds_per_program=1):
+def compare(config, rates, num_epochs, seeds_per_program=1, prepare=None):
+    """Trains from the same states both ways; ``prepare(trainer, states, data)`` may change
+    the initial states first."""
     dataset = load_dataset("var_u")
     trainer = make_trainer(config, dataset)
     data = trainer.device_data(dataset)
     rates = jnp.asarray(rates, jnp.float32)
     states = jax.vmap(trainer.init)(jnp.arange(rates.size), rates)
+    if prepare is not None:
+        states = prepare(trainer, states, data)
     fused, fused_grads = jax.jit(make_fused_epochs(
         trainer, num_epochs, seeds_per_program=seeds_per_program))(states, data)
     epoch = jax.jit(jax.vmap(trainer.train_epoch, in_axes=(0, None)))
@@ -70,9 +78,16 @@ def test_other_networks(config, rates):
     compare(config, rates, num_epochs=1)
 
 
-def test_a_diverging_seed_is_flagged_and_leaves_the_others_alone():
-    fused, _ = compare(ibjax.Config(), [4e-4, np.nan], num_epochs=1)
-    assert list(np.asarray(fused.diverged_at)) == [-1, 1]
+def test_diverging_seeds_are_flagged_at_their_epoch_and_leave_the_others_alone():
+    def prepare(trainer, states, data):  # one XLA epoch, then seed 2 steps by inf
+        states, _ = jax.jit(jax.vmap(trainer.train_epoch, in_axes=(0, None)))(states, data)
+        rates = states.opt_state.hyperparams["learning_rate"].at[2].set(jnp.inf)
+        return states._replace(opt_state=states.opt_state._replace(
+            hyperparams={**states.opt_state.hyperparams, "learning_rate": rates}))
+
+    # 2 epochs per call: seed 1 diverged before the call, seed 2 in its first epoch (epoch 2)
+    fused, _ = compare(ibjax.Config(), [4e-4, np.nan, 4e-4], num_epochs=2, prepare=prepare)
+    assert list(np.asarray(fused.diverged_at)) == [-1, 1, 2]
     assert np.all(np.isfinite(np.asarray(fused.params["params"]["Dense_0"]["kernel"][0])))
 
 
@@ -106,12 +121,30 @@ def test_unsupported_configurations_say_why(config, data, expected):
     ({"num_epochs": 0}, "num_epochs must be an integer >= 1, got 0"),
     ({"num_warps": 3}, "num_warps must be a power of two"),
     ({"seeds_per_program": 0}, "seeds_per_program must be a power of two"),
+    ({"num_warps": 64}, "num_warps must be a power of two .1, 2, 4, 8, 16 or 32., got 64"),
+    ({"num_epochs": True}, "num_epochs must be an integer >= 1, got True"),
+    ({"interpret": "yes"}, "interpret must be True, False or None"),
 ])
 def test_bad_arguments_are_named(arguments, message):
     config = ibjax.Config()
     trainer = make_trainer(config, load_dataset("var_u"))
     with pytest.raises(ConfigError, match=message):
         make_fused_epochs(trainer, **arguments)
+
+
+def test_bad_states_are_refused_by_name():
+    dataset = load_dataset("var_u")
+    trainer = make_trainer(ibjax.Config(), dataset)
+    data = trainer.device_data(dataset)
+    epochs = make_fused_epochs(trainer)
+    other = make_trainer(ibjax.Config(hidden=(3,)), dataset)  # another network
+    states = jax.vmap(other.init)(jnp.arange(2), jnp.full(2, 1e-3))
+    with pytest.raises(ConfigError, match="states are not of the trainer's network"):
+        epochs(states, data)
+    with pytest.raises(ConfigError, match="states must be a TrainState with a leading seed"):
+        epochs(trainer.init(0, 1e-3), data)  # one seed, no seed axis
+    with pytest.raises(TypeError, match="trainer must be an ibjax.train.Trainer"):
+        make_fused_epochs(ibjax.Config())
 
 
 @pytest.mark.parametrize("group", [1, 2])
