@@ -8,7 +8,8 @@
 # Each step has its own time limit, so one slow step cannot eat the others' results; all steps
 # but FUSED, BIG_SEEDS and COMPILE took about 9-10 minutes on one H100 (results/gpu_h100).
 # Knobs (environment): SEEDS (default "1000 100", empty skips), PRODUCTS (layer products:
-# auto, matmul, broadcast; see benchmarks/throughput.py),
+# auto, matmul, broadcast; see benchmarks/throughput.py), KERNELS (training kernels for those
+# runs: xla, fused; default xla),
 # ABLATE=1 (benchmarks/epoch_cost.py ablations and device profile at ABLATE_SEEDS, then the
 # default variant under other XLA command-buffer settings), TESTS=1 (the GPU-relevant tests,
 # or TEST_ARGS; limit TESTS_STEP_S, 180 s),
@@ -25,7 +26,7 @@
 # With the 10,000 seeds, the fused kernel and the compile study every step takes ~20-25
 # minutes in all. With 15 minutes of device time (machine start included) and 10 minutes per
 # command, run issue 20's measurements as these commands, in this order, each while `status`
-# leaves time for its limits (step limits add up to 8, 7.5 and 4.5 minutes at most):
+# leaves time for its limits (step limits add up to 8, 9.5 and 4.5 minutes at most):
 # 1. the fused kernel at 1000 and 10,000 seeds, and the GPU checks of init's two programs
 #    and of the fused kernel:
 #   FUSED_STEP_S=240 FUSED_SEEDS="1000 10000" SEEDS= BIG_SEEDS= \
@@ -33,9 +34,10 @@
 #     --xla-epochs 1000" COMPILE=0 ABLATE=0 TESTS=1 TEST_ARGS="tests/test_initial_weights.py \
 #     tests/test_fused_epoch.py" EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= \
 #     BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
-# 2. XLA at 1000 and 10,000 seeds:
-#   FUSED=0 SEEDS=1000 BIG_STEP_S=240 COMPILE=0 ABLATE=0 TESTS=0 EST_SEEDS=0 ACROSS=0 \
-#     CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+# 2. whole runs (snapshots included) at 1000 seeds with XLA and with the fused kernel, and
+#    XLA at 10,000 seeds:
+#   FUSED=0 SEEDS=1000 KERNELS="xla fused" BIG_STEP_S=200 COMPILE=0 ABLATE=0 TESTS=0 \
+#     EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
 # 3. where compile time goes on the GPU:
 #   FUSED=0 SEEDS= BIG_SEEDS= COMPILE_STEP_S=200 ABLATE=0 TESTS=0 EST_SEEDS=0 ACROSS=0 \
 #     CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
@@ -68,8 +70,10 @@ if [ "${FUSED:-1}" = 1 ]; then  # issue 20: the fused Pallas epoch kernel agains
 fi
 for seeds in ${SEEDS-1000 100}; do
   for product in ${PRODUCTS:-auto}; do
-    step "${STEP_S:-150}" "$py" benchmarks/throughput.py --seeds "$seeds" \
-      --epochs "${EPOCHS:-8000}" --layer-product "$product"
+    for kernel in ${KERNELS:-xla}; do
+      step "${STEP_S:-150}" "$py" benchmarks/throughput.py --seeds "$seeds" \
+        --epochs "${EPOCHS:-8000}" --layer-product "$product" --training-kernel "$kernel"
+    done
   done
 done
 for seeds in ${BIG_SEEDS-10000}; do
@@ -133,7 +137,8 @@ lines = [f"GPU: {gpu}", "",
          "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
 def products(row):  # "broadcast" for "broadcast,broadcast,...", else the list
     names = row.get("layer_products", "matmul").split(",")
-    return names[0] if len(set(names)) == 1 else ",".join(names)
+    text = names[0] if len(set(names)) == 1 else ",".join(names)
+    return text + (" (fused kernel)" if row.get("training_kernel") == "fused" else "")
 lines += [f"| {r['seeds']} | {r['epochs']} | {products(r)} | {r['compile_s']} | {r['run_s']} | "
           f"{r['seed_epochs_per_s']} | {r.get('training_tflop_per_s')} | "
           f"{r.get('fraction_of_fp32_peak')} |" for r in sorted(rows, key=lambda r: r["seeds"])]

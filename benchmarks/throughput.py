@@ -24,7 +24,7 @@ use_all_cpu_cores()  # as `ibjax run` does (before JAX starts its CPU backend)
 import jax  # noqa: E402
 
 import ibjax  # noqa: E402
-from ibjax.config import LAYER_PRODUCTS, num_train  # noqa: E402
+from ibjax.config import LAYER_PRODUCTS, TRAINING_KERNELS, num_train  # noqa: E402
 from ibjax.hardware import hardware_info  # noqa: E402
 
 FP32_PEAK_TFLOPS = {"H200": 67.0, "H100 80GB HBM3": 67.0, "H100 SXM": 67.0, "H100 PCIe": 51.0,
@@ -55,13 +55,16 @@ def main() -> None:
     parser.add_argument("--preset", choices=("default", "authors"), default="default")
     parser.add_argument("--layer-product", choices=LAYER_PRODUCTS,
                         default="auto", help="Config.layer_product (default auto)")
+    parser.add_argument("--training-kernel", choices=TRAINING_KERNELS, default="xla",
+                        help="Config.training_kernel: xla (default) or fused (the Pallas "
+                             "epoch kernel, ibjax.fused_epoch)")
     parser.add_argument("--training-group", type=int, default=None,
                         help="networks a device trains at once (ibjax.run's training_group; "
                              "default: the platform's, 64 on a CPU)")
     args = parser.parse_args()
     make = ibjax.Config.authors if args.preset == "authors" else ibjax.Config
     config = make(num_seeds=args.seeds, num_epochs=args.epochs, snapshots=args.snapshots,
-                  layer_product=args.layer_product)
+                  layer_product=args.layer_product, training_kernel=args.training_kernel)
     hardware = {**hardware_info(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
     print("hardware:", json.dumps(hardware))
     result = ibjax.run(config, training_group=args.training_group)
@@ -73,6 +76,7 @@ def main() -> None:
     print(json.dumps({
         "seeds": args.seeds, "epochs": args.epochs, "snapshots": result.sizes["epoch"],
         "preset": args.preset, "layer_products": result.attrs["layer_products"],
+        "training_kernel": args.training_kernel,
         "training_groups": result.attrs["training_groups"],
         "compile_s": round(result.attrs["compile_s"], 2),
         "run_s": round(result.attrs["run_s"], 2),

@@ -24,6 +24,7 @@ from ibjax.config import (
     LAYER_PRODUCTS,
     MODELS,
     OPTIMIZERS,
+    TRAINING_KERNELS,
     Config,
     ConfigError,
     check_estimator_names,
@@ -306,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: native on CPUs where it builds, broadcast on GPUs for "
                           "small layers, else matmul), matmul, broadcast or native (ibjax's "
                           "own CPU routines, built with the system's C++ compiler)")
+    run.add_argument("--training-kernel", dest="training_kernel", choices=TRAINING_KERNELS,
+                     help="xla (default) or fused: whole epochs in one Pallas kernel "
+                          "(experimental; the MLP with Adam on binary inputs; slow on CPUs)")
     run.add_argument("--seed-range", type=_seed_range, dest="seed_range",
                      help="a:b runs only seeds a..b-1, with the keys they have in a full run "
                           "(for job arrays; join the files with 'ibjax merge')")
@@ -391,8 +395,7 @@ CONFIG_FLAGS = ("seed", "model", "hidden", "activation", "optimizer", "learning_
                 "train_fraction", "split", "shuffle", "num_bins", "bin_range", "snapshots",
                 "estimators", "bin_width", "kde_variance", "renyi_alpha", "renyi_sigma",
                 "knn_k", "quantize", "noise_std", "noise_samples", "null", "dataset",
-                "mi_samples",
-                "layer_product")
+                "mi_samples", "layer_product", "training_kernel")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -18,6 +18,7 @@ ACTIVATIONS = ("tanh", "relu", "linear")
 OPTIMIZERS = ("adam", "sgd")
 SPLITS = ("random", "first")
 LAYER_PRODUCTS = ("auto", "matmul", "broadcast", "native")  # see ibjax.model.layer_products
+TRAINING_KERNELS = ("xla", "fused")  # see ibjax.fused_epoch
 DATASETS = ("var_u", "digits")
 MODELS = ("mlp", "cnn")
 DEFAULT_HIDDEN = {"mlp": (10, 7, 5, 4, 3), "cnn": (8, 16, 32)}
@@ -115,6 +116,11 @@ class Config:
         builds, 1.7x faster training than ``"matmul"`` for the paper network on 2 cores;
         ``"broadcast"`` on GPUs for layers of at most 256 weights, 2.7x faster training on an
         H100; ``"matmul"`` elsewhere). Results agree up to float rounding whichever is used.
+      training_kernel: ``"xla"`` (default: each minibatch step as XLA operations) or
+        ``"fused"`` (experimental: whole epochs of every seed's training in one Pallas kernel,
+        :mod:`ibjax.fused_epoch`; the MLP with Adam on binary inputs such as ``var_u``, not
+        yet timed on a GPU, and slow on a CPU, where it runs in interpret mode). Results
+        agree up to float rounding.
     """
 
     num_seeds: int = 16
@@ -145,6 +151,7 @@ class Config:
     noise_samples: int = 8
     mi_samples: str | int = "all"
     layer_product: str = "auto"
+    training_kernel: str = "xla"
 
     def __post_init__(self):
         # numpy scalars (np.int64(4), np.float32(1e-3)) become Python numbers, so they pass the
@@ -263,6 +270,7 @@ class Config:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("split", self.split, SPLITS)
         _check_choice("layer_product", self.layer_product, LAYER_PRODUCTS)
+        _check_choice("training_kernel", self.training_kernel, TRAINING_KERNELS)
         if not isinstance(self.dataset, str) or not (
                 self.dataset in DATASETS or self.dataset.startswith(("file:", "arrays:"))):
             raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, 'file:PATH' or "

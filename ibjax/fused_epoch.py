@@ -5,9 +5,10 @@ launch each, and the paper network's 56,000 sequential steps (8000 epochs x 7 mi
 keep the GPU far from busy. This module writes whole epochs, every minibatch's forward pass,
 backward pass and Adam update, as one kernel launch: one Pallas program per seed (or per
 few seeds), its activations in registers (one ``[batch]`` vector per unit) and each weight a
-scalar, so the tiny layers waste no padding. It is not used by :mod:`ibjax.runner` yet: it is
-measured against the XLA path by ``benchmarks/fused_epoch.py`` on GPUs first. On a CPU it
-runs in Pallas's interpret mode (for tests: slow).
+scalar, so the tiny layers waste no padding. ``Config(training_kernel="fused")`` makes
+:mod:`ibjax.segment` train with it (:func:`make_fused_train_steps`); the default stays XLA
+until ``benchmarks/fused_epoch.py`` shows a gain on a GPU. On a CPU it runs in Pallas's
+interpret mode (for tests: slow).
 
 It trains exactly what :meth:`ibjax.train.Trainer.train_epoch` trains, up to float rounding
 (``tests/test_fused_epoch.py``): the same minibatches of the same shuffles, the gradient of
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +33,7 @@ from jax.experimental import pallas as pl
 from jax.flatten_util import ravel_pytree
 
 from ibjax.config import ConfigError
+from ibjax.recorder import gradient_stats
 from ibjax.train import Data, Trainer, TrainState
 
 # Adam's settings, from the optimiser state (optax.inject_hyperparams keeps them as float32
@@ -200,36 +203,10 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
     return kernel
 
 
-def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
-                      interpret: bool | None = None, num_warps: int = 4,
-                      seeds_per_program: int = 1
-                      ) -> Callable[[TrainState, Data], tuple[TrainState, list[jax.Array]]]:
-    """``epochs(states, data) -> (states, kernel_grads)``: ``num_epochs`` epochs of every seed.
-
-    Args:
-      trainer: a :func:`ibjax.train.make_trainer` trainer (its configuration and data shapes).
-      num_epochs: epochs per kernel launch (static). Each call gathers the minibatches of all
-        of them first: ``S x 2**ceil(log2(num_epochs * num_batches)) x 2**ceil(log2(batch))``
-        int32 (256 KiB per seed at 10 epochs of the paper network).
-      interpret: run the kernel in Pallas's interpret mode (default: on CPUs).
-      num_warps: warps per program on a GPU (Triton), a power of two up to 32.
-      seeds_per_program: seeds each program trains side by side (a power of two): the
-        batch sums of all of them are one reduction, so fewer synchronisations per seed.
-
-    The returned function takes ``states``, a :class:`~ibjax.train.TrainState` with a leading
-    seed axis ``[S, ...]`` (as ``jax.vmap(trainer.init)`` makes it), and the
-    :class:`~ibjax.train.Data`. It returns the states after ``num_epochs`` epochs and the last
-    epoch's kernel gradients per layer, ``[S, num_batches, fan_in, fan_out]``, as
-    ``num_epochs`` calls of ``jax.vmap(trainer.train_epoch)`` do (``diverged_at`` too: the
-    kernel checks the weights after every epoch). It raises :class:`ConfigError` for states
-    whose parameters are not ``trainer``'s network's with a seed axis in front.
-
-    Raises:
-      ConfigError: a configuration the kernel does not support, ``num_epochs`` not an
-        integer >= 1, ``num_warps`` or ``seeds_per_program`` not a power of two (``num_warps``
-        at most 32), ``interpret`` not a bool or None.
-      TypeError: ``trainer`` is not a :class:`~ibjax.train.Trainer`.
-    """
+def _build(trainer: Trainer, num_epochs: int, interpret: bool | None, num_warps: int,
+           seeds_per_program: int) -> _Fused:
+    """The kernel for ``num_epochs`` epochs per launch and the functions around it, after
+    checking the arguments (see :func:`make_fused_epochs`)."""
     if not isinstance(trainer, Trainer):
         raise TypeError(f"trainer must be an ibjax.train.Trainer (make_trainer(config, data)), "
                         f"got {type(trainer).__name__}")
@@ -293,22 +270,31 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
 
     expected = _shapes(example.params)
 
-    def epochs(states: TrainState, data: Data) -> tuple[TrainState, list[jax.Array]]:
+    def pack(states: TrainState) -> _Packed:
+        """The kernel's parameter and Adam vectors, ``[seeds padded to groups, padded]``."""
         _check_states(states, expected)
         num_seeds = states.epoch.shape[0]
-        num_groups = -(-num_seeds // group)
-        rows = num_groups * group  # seeds padded to whole groups (the padding is dropped)
+        rows = -(-num_seeds // group) * group  # seeds padded to whole groups (dropped after)
+        adam = _adam_state(states.opt_state)
+        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(states.params)
+        return _Packed(*(pad_to(v, (rows, padded_params)) for v in (flat, adam.mu, adam.nu)),
+                       first_bad=jnp.full(num_seeds, -1, jnp.int32))
+
+    def launch(states: TrainState, packed: _Packed, data: Data, done: jax.Array):
+        """One launch: ``num_epochs`` epochs after ``done`` epochs (traced) since ``states``.
+        Returns the packed vectors after them and the last epoch's flat gradients
+        ``[S, steps_per_epoch, num_params]``."""
+        num_seeds = states.epoch.shape[0]
+        rows = packed.params.shape[0]
 
         def seed_codes(state):  # [num_epochs * steps_per_epoch, batch_size] minibatch codes
             def one(e):
-                return trainer.epoch_data(state._replace(epoch=state.epoch + e), data)
+                return trainer.epoch_data(state._replace(epoch=state.epoch + done + e), data)
             return jax.vmap(one)(jnp.arange(num_epochs)).reshape(num_steps, batch_size)
 
         codes = pad_to(jax.vmap(seed_codes)(states), (rows, padded_steps, padded_batch))
-        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(states.params)
-        unravel = ravel_pytree(jax.tree.map(lambda a: a[0], states.params))[1]
-        adam = _adam_state(states.opt_state)
-        steps_done = adam.count[:, None] + 1 + jnp.arange(num_steps, dtype=adam.count.dtype)[None]
+        count = _adam_state(states.opt_state).count + done * steps_per_epoch
+        steps_done = count[:, None] + 1 + jnp.arange(num_steps, dtype=count.dtype)[None]
         hyper = states.opt_state.hyperparams  # each [S] float32
         b1, b2 = hyper["b1"][:, None], hyper["b2"][:, None]
         settings = jnp.stack([hyper[name] for name in _SETTINGS], axis=1)  # [S, 5]
@@ -316,27 +302,133 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
                              pad_to(1 - b2 ** steps_done, (rows, width)),
                              pad_to(settings, (rows, width)),
                              jnp.zeros((rows, width), jnp.float32)], axis=1)
-        vectors = [pad_to(v, (rows, padded_params)) for v in (flat, adam.mu, adam.nu)]
-        outputs = call(num_groups)(codes, jnp.asarray(valid), scalars, *vectors)
-        new_flat, mu, nu, grads, bad = (a[:num_seeds] for a in outputs)
-        params = jax.vmap(unravel)(new_flat[:, :num_params])
-        adam = adam._replace(count=adam.count + num_steps, mu=mu[:, :num_params],
-                             nu=nu[:, :num_params])
+        params, mu, nu, grads, bad = call(rows // group)(
+            codes, jnp.asarray(valid), scalars, packed.params, packed.mu, packed.nu)
+        bad = bad[:num_seeds, :num_epochs] > 0  # [S, num_epochs]: weights not finite after
+        first = done + 1 + jnp.argmax(bad, axis=1).astype(jnp.int32)
+        first_bad = jnp.where((packed.first_bad < 0) & jnp.any(bad, axis=1), first,
+                              packed.first_bad)
+        return (_Packed(params, mu, nu, first_bad),
+                grads[:num_seeds, :steps_per_epoch, :num_params])
+
+    def unpack(states: TrainState, packed: _Packed, epochs_done) -> TrainState:
+        """``states`` after ``epochs_done`` epochs (traced) that ended with ``packed``."""
+        num_seeds = states.epoch.shape[0]
+        unravel = ravel_pytree(jax.tree.map(lambda a: a[0], states.params))[1]
+        params = jax.vmap(unravel)(packed.params[:num_seeds, :num_params])
+        steps = epochs_done * steps_per_epoch
+        adam = _adam_state(states.opt_state)
+        adam = adam._replace(count=adam.count + steps, mu=packed.mu[:num_seeds, :num_params],
+                             nu=packed.nu[:num_seeds, :num_params])
         opt_state = jax.tree.map(
             lambda s: adam if isinstance(s, optax.ScaleByAdamState) else s,
-            states.opt_state._replace(count=states.opt_state.count + num_steps),
+            states.opt_state._replace(count=states.opt_state.count + steps),
             is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
-        first_bad = jnp.argmax(bad[:, :num_epochs] > 0, axis=1)  # the first epoch with any
-        diverged_at = jnp.where((states.diverged_at < 0) & jnp.any(bad[:, :num_epochs] > 0, 1),
-                                states.epoch + first_bad.astype(jnp.int32) + 1,
-                                states.diverged_at)
-        states = jax.vmap(trainer.finish_epochs, in_axes=(0, 0, 0, None))(
-            states, params, opt_state, num_epochs)._replace(diverged_at=diverged_at)
-        kernels = [grads[:, :steps_per_epoch, k_off:k_off + fan_in * fan_out].reshape(
-            num_seeds, steps_per_epoch, fan_in, fan_out) for k_off, _, fan_in, fan_out in layers]
-        return states, kernels
+        diverged_at = jnp.where((states.diverged_at < 0) & (packed.first_bad >= 0),
+                                states.epoch + packed.first_bad, states.diverged_at)
+        return jax.vmap(trainer.finish_epochs, in_axes=(0, 0, 0, None))(
+            states, params, opt_state, epochs_done)._replace(diverged_at=diverged_at)
+
+    def kernel_grads(grads: jax.Array) -> list[jax.Array]:
+        """Flat ``[S, batches, num_params]`` gradients as each layer's ``[S, batches, in, out]``."""
+        return [grads[..., k_off:k_off + fan_in * fan_out].reshape(
+            *grads.shape[:2], fan_in, fan_out) for k_off, _, fan_in, fan_out in layers]
+
+    return _Fused(pack, launch, unpack, kernel_grads)
+
+
+class _Packed(NamedTuple):
+    """What the kernel carries between launches, for seeds padded to whole groups.
+
+    Attributes:
+      params, mu, nu: ``[rows, padded_params]`` raveled weights and Adam moments.
+      first_bad: ``[S]`` int32, epochs after which a weight was first not finite, counted from
+        the packed states (-1: none yet).
+    """
+
+    params: jax.Array
+    mu: jax.Array
+    nu: jax.Array
+    first_bad: jax.Array
+
+
+class _Fused(NamedTuple):
+    pack: Callable
+    launch: Callable
+    unpack: Callable
+    kernel_grads: Callable
+
+
+def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
+                      interpret: bool | None = None, num_warps: int = 4,
+                      seeds_per_program: int = 1
+                      ) -> Callable[[TrainState, Data], tuple[TrainState, list[jax.Array]]]:
+    """``epochs(states, data) -> (states, kernel_grads)``: ``num_epochs`` epochs of every seed.
+
+    Args:
+      trainer: a :func:`ibjax.train.make_trainer` trainer (its configuration and data shapes).
+      num_epochs: epochs per kernel launch (static). Each call gathers the minibatches of all
+        of them first: ``S x 2**ceil(log2(num_epochs * num_batches)) x 2**ceil(log2(batch))``
+        int32 (256 KiB per seed at 10 epochs of the paper network).
+      interpret: run the kernel in Pallas's interpret mode (default: on CPUs).
+      num_warps: warps per program on a GPU (Triton), a power of two up to 32.
+      seeds_per_program: seeds each program trains side by side (a power of two): the
+        batch sums of all of them are one reduction, so fewer synchronisations per seed.
+
+    The returned function takes ``states``, a :class:`~ibjax.train.TrainState` with a leading
+    seed axis ``[S, ...]`` (as ``jax.vmap(trainer.init)`` makes it), and the
+    :class:`~ibjax.train.Data`. It returns the states after ``num_epochs`` epochs and the last
+    epoch's kernel gradients per layer, ``[S, num_batches, fan_in, fan_out]``, as
+    ``num_epochs`` calls of ``jax.vmap(trainer.train_epoch)`` do (``diverged_at`` too: the
+    kernel checks the weights after every epoch). It raises :class:`ConfigError` for states
+    whose parameters are not ``trainer``'s network's with a seed axis in front.
+
+    Raises:
+      ConfigError: a configuration the kernel does not support, ``num_epochs`` not an
+        integer >= 1, ``num_warps`` or ``seeds_per_program`` not a power of two (``num_warps``
+        at most 32), ``interpret`` not a bool or None.
+      TypeError: ``trainer`` is not a :class:`~ibjax.train.Trainer`.
+    """
+    fused = _build(trainer, num_epochs, interpret, num_warps, seeds_per_program)
+
+    def epochs(states: TrainState, data: Data) -> tuple[TrainState, list[jax.Array]]:
+        packed, grads = fused.launch(states, fused.pack(states), data, jnp.int32(0))
+        return fused.unpack(states, packed, num_epochs), fused.kernel_grads(grads)
 
     return epochs
+
+
+def make_fused_train_steps(trainer: Trainer, **options):
+    """``train_steps(states, data, num_epochs) -> (states, (grad_mean, grad_std))`` for every
+    seed at once, as ``jax.vmap(trainer.train_steps, in_axes=(0, None, None))`` computes it,
+    with the fused kernel (one launch per epoch; ``options`` as :func:`make_fused_epochs`'s).
+    ``num_epochs`` may be traced (0 allowed); the parameters stay packed between epochs."""
+    fused = _build(trainer, 1, options.get("interpret"), options.get("num_warps", 4),
+                   options.get("seeds_per_program", 1))
+    nan_stats = np.full(trainer.num_layers, np.nan, np.float32)
+
+    def train_steps(states: TrainState, data: Data, num_epochs: jax.Array):
+        packed = fused.pack(states)
+        packed = jax.lax.fori_loop(
+            0, jnp.maximum(num_epochs - 1, 0),
+            lambda done, p: fused.launch(states, p, data, done)[0], packed)
+
+        def last_epoch(packed):
+            packed, grads = fused.launch(states, packed, data, num_epochs - 1)
+            return packed, jax.vmap(gradient_stats)(fused.kernel_grads(grads))
+
+        def no_epoch(packed):
+            stats = jnp.broadcast_to(nan_stats, (states.epoch.shape[0], trainer.num_layers))
+            return packed, (stats, stats)
+
+        packed, (grad_mean, grad_std) = jax.lax.cond(num_epochs > 0, last_epoch, no_epoch,
+                                                     packed)
+        states = fused.unpack(states, packed, num_epochs)
+        invalid = (states.diverged_at >= 0)[:, None]
+        return states, (jnp.where(invalid, jnp.nan, grad_mean),
+                        jnp.where(invalid, jnp.nan, grad_std))
+
+    return train_steps
 
 
 def _is_integer(value) -> bool:

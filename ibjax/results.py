@@ -212,7 +212,8 @@ _SLACK = 1e-3  # bits of float rounding allowed beyond a bound
 
 # Config fields of ibjax's own training, which a user's loop (model "own:NAME") does not use.
 TRAINING_FIELDS = ("hidden", "activation", "optimizer", "learning_rate", "batch_size",
-                   "train_fraction", "split", "shuffle", "mi_samples", "layer_product")
+                   "train_fraction", "split", "shuffle", "mi_samples", "layer_product",
+                   "training_kernel")
 
 
 def value_bounds(dataset: xr.Dataset) -> dict[str, tuple[float, float]]:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from ibjax import fused_epoch
 from ibjax.train import Data, Measurement, Steps, Trainer, TrainState
 
 CPU_TRAINING_GROUP = 64
@@ -67,7 +68,10 @@ def grouped_steps(trainer: Trainer, num_groups: int) -> SegmentFn:
     transforming that trace (the paper network's segment traced in 0.67 s instead of 0.85 s on
     a 2-core CPU); the program computes the same numbers.
     """
-    train_all = jax.vmap(trainer.train_steps, in_axes=(0, None, None))
+    if trainer.config.training_kernel == "fused":
+        train_all = fused_epoch.make_fused_train_steps(trainer)
+    else:
+        train_all = jax.vmap(trainer.train_steps, in_axes=(0, None, None))
     measure_all = jax.vmap(trainer.measure, in_axes=(0, None))
 
     def segment(states: TrainState, data: Data, steps: Steps) -> tuple[TrainState,

@@ -513,7 +513,7 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
 
         return jax.lax.scan(run_step, state, (steps.num_epochs, steps.measure))
 
-    return Trainer(init=init, device_data=device_data, data_shape=data_shape,
+    trainer = Trainer(init=init, device_data=device_data, data_shape=data_shape,
                    run_steps=run_steps,
                    train_steps=train_steps, measure=measure, unmeasured=unmeasured,
                    measure_if=measure_if, train_epoch=train_epoch, epoch_data=epoch_data,
@@ -521,3 +521,10 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
                    layer_activations=mi_layers, num_layers=num_layers, layer_widths=widths,
                    layer_names=network.layer_names, layer_products=network.layer_products,
                    num_mi_rows=num_mi_rows, spec=spec, config=config)
+    if config.training_kernel == "fused":
+        from ibjax.fused_epoch import unsupported_reason  # it builds on this module
+
+        reason = unsupported_reason(trainer)
+        if reason:
+            raise ConfigError(f"training_kernel: {reason}; use 'xla'")
+    return trainer

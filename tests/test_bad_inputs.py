@@ -239,11 +239,14 @@ def test_bad_input_gives_a_clear_error(argv, expected, tmp_path, capsys, monkeyp
     (["--epochs", "0"], "ibjax run: error: --epochs (num_epochs) must be an integer"),
     (["--lr", "-1"], "ibjax run: error: --lr (learning_rate) must be a positive"),
     (["--estimators", "ksg"], "ibjax run: error: argument --estimators: unknown estimator"),
+    (["--training-kernel", "fused", "--optimizer", "sgd", "--epochs", "1"],
+     "ibjax run: error: --training-kernel (training_kernel): the fused epoch kernel does not "
+     "support optimizer='sgd'"),
 ])
-def test_errors_name_the_flag(argv, expected, capsys):
+def test_errors_name_the_flag(argv, expected, capsys, tmp_path):
     """A configuration error names the flag the user typed, not only Config's field."""
     try:
-        status = main(["run", *argv])
+        status = main(["run", *argv, "--out", str(tmp_path / "run")])
     except SystemExit as exit_:  # argparse's own errors
         status = exit_.code
     assert status == 2

@@ -13,7 +13,7 @@ import pytest
 import ibjax
 from ibjax.config import ConfigError
 from ibjax.data import load_dataset
-from ibjax.fused_epoch import make_fused_epochs, unsupported_reason
+from ibjax.fused_epoch import make_fused_epochs, make_fused_train_steps, unsupported_reason
 from ibjax.train import make_trainer
 
 
@@ -89,6 +89,43 @@ def test_diverging_seeds_are_flagged_at_their_epoch_and_leave_the_others_alone()
     fused, _ = compare(ibjax.Config(), [4e-4, np.nan, 4e-4], num_epochs=2, prepare=prepare)
     assert list(np.asarray(fused.diverged_at)) == [-1, 1, 2]
     assert np.all(np.isfinite(np.asarray(fused.params["params"]["Dense_0"]["kernel"][0])))
+
+
+def test_train_steps_match_the_trainers_for_any_number_of_epochs():
+    """make_fused_train_steps (what segments call): one program, num_epochs an argument."""
+    dataset = load_dataset("var_u")
+    trainer = make_trainer(ibjax.Config(), dataset)
+    data = trainer.device_data(dataset)
+    states = jax.vmap(trainer.init)(jnp.arange(2), jnp.asarray([4e-4, 2e-3], jnp.float32))
+    fused = jax.jit(make_fused_train_steps(trainer))
+    expected = jax.jit(jax.vmap(trainer.train_steps, in_axes=(0, None, None)))
+    for num_epochs in (3, 0):
+        (a, a_stats), (b, b_stats) = [f(states, data, jnp.int32(num_epochs))
+                                      for f in (fused, expected)]
+        for index, (x, y) in enumerate(zip(leaves(a), leaves(b), strict=True)):
+            assert_close(x, y, f"{num_epochs} epochs: state leaf {index}")
+        for x, y in zip(a_stats, b_stats, strict=True):
+            assert_close(np.asarray(x), np.asarray(y), f"{num_epochs} epochs: gradient stats")
+        assert np.isnan(np.asarray(a_stats[0])).all() == (num_epochs == 0)
+
+
+def test_a_run_with_the_fused_kernel_measures_what_the_xla_run_measures():
+    """ibjax.run(training_kernel='fused'): the segments train with the kernel."""
+    def run(kernel):
+        return ibjax.run(ibjax.Config(num_seeds=2, num_epochs=3, snapshots="every:1",
+                                      training_kernel=kernel))
+
+    fused, xla = run("fused"), run("xla")
+    for name in ("ixt", "ity", "grad_mean", "grad_std", "train_loss", "test_accuracy"):
+        assert_close(fused[name].values, xla[name].values, name)
+    assert fused.attrs["config"] != xla.attrs["config"]  # the kernel is in the results
+
+
+def test_an_unsupported_fused_run_is_refused_before_compiling():
+    with pytest.raises(ConfigError, match="training_kernel: the fused epoch kernel "
+                                          "does not support optimizer='sgd'"):
+        ibjax.run(ibjax.Config(num_seeds=1, num_epochs=1, optimizer="sgd",
+                               training_kernel="fused"))
 
 
 class Tiny(nn.Module):
