@@ -239,7 +239,7 @@ def _build(trainer: Trainer, num_epochs: int, interpret: bool | None, num_warps:
     valid = np.zeros((padded_slots, padded_batch), np.float32)  # the same in every epoch
     valid[:steps_per_epoch, :batch_size] = batch_valid
     if interpret is None:
-        interpret = jax.default_backend() == "cpu"
+        interpret = trainer.platform == "cpu"
     kernel = _make_kernel(layers, config.activation, spec.num_features, spec.num_classes,
                           num_epochs, steps_per_epoch, num_params, interpret)
 
@@ -370,7 +370,8 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
       num_epochs: epochs per kernel launch (static). Each call gathers the minibatches of all
         of them first: ``S x 2**ceil(log2(num_epochs * num_batches)) x 2**ceil(log2(batch))``
         int32 (256 KiB per seed at 10 epochs of the paper network).
-      interpret: run the kernel in Pallas's interpret mode (default: on CPUs).
+      interpret: run the kernel in Pallas's interpret mode (default: when the trainer was
+        built for CPUs, ``make_trainer(..., platform=)``).
       num_warps: warps per program on a GPU (Triton), a power of two up to 32.
       seeds_per_program: seeds each program trains side by side (a power of two): the
         batch sums of all of them are one reduction, so fewer synchronisations per seed.

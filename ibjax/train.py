@@ -195,6 +195,7 @@ class Trainer(NamedTuple):
       num_mi_rows: rows the estimators measure on (``config.mi_samples`` resolved).
       spec: the :class:`DataSpec` the functions were built for.
       config: the configuration they were built for.
+      platform: the JAX platform they were built for (``cpu``, ``gpu``, ``tpu``).
     """
 
     init: Callable[[jax.Array, jax.Array], TrainState]
@@ -218,6 +219,7 @@ class Trainer(NamedTuple):
     num_mi_rows: int
     spec: DataSpec
     config: Config
+    platform: str
 
 
 def mi_sample_rows(mi_samples: str | int, num_samples: int, num_test: int) -> np.ndarray | None:
@@ -248,7 +250,8 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
       config: the run's configuration.
       data: a :class:`~ibjax.data.Dataset` or just its :class:`DataSpec`.
       platform: the JAX platform the functions will run on (``cpu``, ``gpu``, ``tpu``; default
-        ``jax.default_backend()``); it only decides ``config.layer_product="auto"``.
+        ``jax.default_backend()``); it decides ``config.layer_product="auto"`` and whether the
+        fused kernel (``config.training_kernel="fused"``) runs in interpret mode (CPUs).
       model: a flax module returning ``(logits, layers)`` to train instead of
         ``config.model`` (see :func:`ibjax.network.flax_network`).
     """
@@ -266,8 +269,9 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
     padded = num_batches * batch_size
     batch_valid_np = (np.arange(padded) < n_train).reshape(num_batches, batch_size)
     batch_valid = jnp.asarray(batch_valid_np)
+    platform = platform or jax.default_backend()
     network = make_network(config, spec.num_features, spec.num_classes, spec.input_shape,
-                           platform or jax.default_backend(), model)
+                           platform, model)
     features_major = network.features_major
 
     def model_input(x_rows: jax.Array) -> jax.Array:
@@ -520,7 +524,7 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
                    finish_epochs=finish_epochs, batch_valid=batch_valid_np,
                    layer_activations=mi_layers, num_layers=num_layers, layer_widths=widths,
                    layer_names=network.layer_names, layer_products=network.layer_products,
-                   num_mi_rows=num_mi_rows, spec=spec, config=config)
+                   num_mi_rows=num_mi_rows, spec=spec, config=config, platform=platform)
     if config.training_kernel == "fused":
         from ibjax.fused_epoch import unsupported_reason  # it builds on this module
 

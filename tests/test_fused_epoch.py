@@ -14,7 +14,8 @@ import ibjax
 from ibjax.config import ConfigError
 from ibjax.data import load_dataset
 from ibjax.fused_epoch import make_fused_epochs, make_fused_train_steps, unsupported_reason
-from ibjax.train import make_trainer
+from ibjax.segment import grouped_steps
+from ibjax.train import Steps, make_trainer
 
 
 def leaves(tree):
@@ -193,6 +194,19 @@ def test_the_kernel_lowers_to_triton_for_cuda(group):
     trainer = make_trainer(config, dataset, platform="gpu")
     states = jax.eval_shape(jax.vmap(trainer.init), jnp.arange(8), jnp.zeros(8, jnp.float32))
     data = jax.eval_shape(lambda: trainer.device_data(dataset))
-    epochs = make_fused_epochs(trainer, 2, interpret=False, seeds_per_program=group)
+    epochs = make_fused_epochs(trainer, 2, seeds_per_program=group)  # built for GPUs
     text = jax.jit(epochs).trace(states, data).lower(lowering_platforms=("cuda",)).as_text()
     assert "__gpu$xla.gpu.triton" in text
+
+
+def test_a_fused_segment_lowers_to_triton_for_cuda():
+    """The runner's segment with training_kernel='fused', built for a GPU, lowered on the CPU:
+    the kernel inside the scan, the loop over epochs and the cond of the last epoch."""
+    dataset = load_dataset("var_u")
+    trainer = make_trainer(ibjax.Config(training_kernel="fused"), dataset, platform="gpu")
+    states = jax.eval_shape(jax.vmap(trainer.init), jnp.arange(8), jnp.zeros(8, jnp.float32))
+    data = jax.eval_shape(lambda: trainer.device_data(dataset))
+    steps = Steps(jax.ShapeDtypeStruct((5,), jnp.int32), jax.ShapeDtypeStruct((5,), bool))
+    lowered = jax.jit(grouped_steps(trainer, 1)).trace(states, data, steps).lower(
+        lowering_platforms=("cuda",))
+    assert lowered.as_text().count("__gpu$xla.gpu.triton") == 2  # epochs loop and last epoch
