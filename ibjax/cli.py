@@ -518,7 +518,8 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
           f"shuffle {config.shuffle}, estimators {','.join(config.estimators)}"
           f"{' with the label-shuffle null' if config.null else ''}"
           f"{f', {config.quantize}-bit quantized' if config.quantize else ''}"
-          f"{f', noise std {config.noise_std:g}' if config.noise_std else ''}, data "
+          f"{f', noise std {config.noise_std:g}' if config.noise_std else ''}"
+          f"{', fused training kernel' if config.training_kernel == 'fused' else ''}, data "
           f"{config.dataset.removeprefix('file:')}; compiling...", flush=True)
     start = time.perf_counter()
     try:

@@ -10,6 +10,8 @@ import dataclasses
 import json
 from typing import Any
 
+import numpy as np
+
 from ibjax.mi import ESTIMATORS, MIError, Settings
 from ibjax.mi._errors import check_int, check_positive_float, check_range
 from ibjax.mi._estimators import NOISE_STD_RANGE
@@ -19,6 +21,9 @@ OPTIMIZERS = ("adam", "sgd")
 SPLITS = ("random", "first")
 LAYER_PRODUCTS = ("auto", "matmul", "broadcast", "native")  # see ibjax.model.layer_products
 TRAINING_KERNELS = ("xla", "fused")  # see ibjax.fused_epoch
+FUSED_MAX_WEIGHTS = 1024
+"""The largest MLP (weights, biases not counted) ``training_kernel="fused"`` trains: its kernel
+writes out one multiply-add per weight, so its size and compile time grow with them."""
 DATASETS = ("var_u", "digits")
 MODELS = ("mlp", "cnn")
 DEFAULT_HIDDEN = {"mlp": (10, 7, 5, 4, 3), "cnn": (8, 16, 32)}
@@ -118,9 +123,12 @@ class Config:
         H100; ``"matmul"`` elsewhere). Results agree up to float rounding whichever is used.
       training_kernel: ``"xla"`` (default: each minibatch step as XLA operations) or
         ``"fused"`` (experimental: whole epochs of every seed's training in one Pallas kernel,
-        :mod:`ibjax.fused_epoch`; the MLP with Adam on binary inputs such as ``var_u``, not
-        yet timed on a GPU, and slow on a CPU, where it runs in interpret mode). Results
-        agree up to float rounding.
+        :mod:`ibjax.fused_epoch`; the built-in MLP of at most :data:`FUSED_MAX_WEIGHTS`
+        weights with Adam on binary inputs such as ``var_u``; not yet timed on a GPU, and
+        ~3x slower than ``"xla"`` on a CPU, where it runs in interpret mode). Each step
+        computes the same as ``"xla"`` up to float rounding; over thousands of epochs those
+        differences grow, as between a CPU and a GPU, so a seed's long trajectory differs
+        while the seeds' statistics do not.
     """
 
     num_seeds: int = 16
@@ -321,6 +329,10 @@ class Config:
             if isinstance(self.mi_samples, int) and self.mi_samples > num_samples + num_test:
                 raise ConfigError(f"mi_samples={self.mi_samples} is more than the data's "
                                   f"{num_samples + num_test} rows")
+        problems = fused_kernel_problems(self)
+        if problems:
+            raise ConfigError(f"training_kernel 'fused' cannot train {', '.join(problems)}; "
+                              f"use 'xla'")
         return self
 
     def _validate_quantize_and_noise(self) -> None:
@@ -361,7 +373,42 @@ class Config:
                 f"model='cnn' needs images, [height, width, channels] per sample; the data "
                 f"{dataset.name!r} has samples of shape {dataset.input_shape} (use model='mlp',"
                 f" or image data such as 'digits' or MNIST)")
+        from ibjax.minibatches import binary_code_layout  # data-dependent checks
+
+        x_all = dataset.x if dataset.x_test is None else np.concatenate(
+            [dataset.x, dataset.x_test])
+        packed = binary_code_layout(x_all, dataset.num_classes) is not None
+        problems = fused_kernel_problems(self, x_all.shape[1], dataset.num_classes, packed)
+        if problems:
+            raise ConfigError(f"training_kernel 'fused' cannot train {', '.join(problems)} "
+                              f"(data {dataset.name!r}); use 'xla'")
         return self
+
+
+def fused_kernel_problems(config: Config, num_features: int | None = None,
+                          num_classes: int | None = None,
+                          packed: bool | None = None) -> list[str]:
+    """What ``training_kernel="fused"`` cannot train in ``config`` (empty: nothing, or another
+    kernel); the data's checks only where its sizes and ``packed`` (binary inputs, see
+    :func:`ibjax.minibatches.binary_code_layout`) are given."""
+    if config.training_kernel != "fused":
+        return []
+    checks = [
+        (config.model == "mlp", f"model={config.model!r} (only the built-in 'mlp')"),
+        (config.optimizer == "adam", f"optimizer={config.optimizer!r} (only 'adam')"),
+        (config.activation in ("tanh", "relu", "linear"), f"activation={config.activation!r}"),
+        (not config.noise_std, "a network with training noise (noise_std)"),
+        (not config.quantize, "a quantized network (quantize)"),
+        (packed is not False, "inputs that are not 0/1 with few enough features (binary "
+                              "inputs whose bits and label fit in 31 bits, such as var_u)"),
+    ]
+    if config.model == "mlp" and num_features is not None and num_classes is not None:
+        widths = [num_features, *config.hidden, num_classes]
+        weights = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+        checks.append((weights <= FUSED_MAX_WEIGHTS,
+                       f"a network of {weights} weights (at most {FUSED_MAX_WEIGHTS}: it "
+                       f"writes out one multiply-add per weight)"))
+    return [why for ok, why in checks if not ok]
 
 
 def check_estimator_names(names: Any) -> tuple[str, ...]:
@@ -410,8 +457,6 @@ def snapshot_epochs(spec: str | tuple[int, ...], num_epochs: int) -> tuple[int, 
       Epochs in ``[0, num_epochs]``. ``"log"`` reproduces the authors' formula
       ``unique(int(logspace(0, log2(E), 400, base=2))) - 1``, which gives 274 epochs for E=8000.
     """
-    import numpy as np
-
     if isinstance(spec, str):
         kind, _, arg = spec.partition(":")
         if kind == "log":

@@ -32,7 +32,7 @@ import optax
 from jax.experimental import pallas as pl
 from jax.flatten_util import ravel_pytree
 
-from ibjax.config import ConfigError
+from ibjax.config import FUSED_MAX_WEIGHTS, ConfigError, fused_kernel_problems
 from ibjax.recorder import gradient_stats
 from ibjax.train import Data, Trainer, TrainState
 
@@ -41,31 +41,18 @@ from ibjax.train import Data, Trainer, TrainState
 _SETTINGS = ("learning_rate", "b1", "b2", "eps", "eps_root")
 
 
-MAX_WEIGHTS = 2048
-"""The largest network (weights, biases not counted) the kernel is built for: each weight is
-a scalar and every product is written out, so the kernel's size grows with the weights."""
+MAX_WEIGHTS = FUSED_MAX_WEIGHTS
 
 
 def unsupported_reason(trainer: Trainer) -> str | None:
     """Why the fused kernel cannot train ``trainer``'s network (None: it can)."""
-    config = trainer.config
-    checks = [
-        (config.model == "mlp", f"model={config.model!r} (only 'mlp')"),
-        (bool(trainer.layer_products), "a model of your own (model=...)"),
-        (config.optimizer == "adam", f"optimizer={config.optimizer!r} (only 'adam')"),
-        (config.activation in ("tanh", "relu", "linear"), f"activation={config.activation!r}"),
-        (not config.noise_std, "noise_std (training noise)"),
-        (not config.quantize, "quantize"),
-        (trainer.spec.packed, "inputs that are not binary codes (ibjax.minibatches)"),
-    ]
-    if config.model == "mlp":
-        widths = [trainer.spec.num_features, *config.hidden, trainer.spec.num_classes]
-        weights = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
-        checks.append((weights <= MAX_WEIGHTS, f"{weights} weights (at most {MAX_WEIGHTS}: "
-                                               "it writes out one multiply-add per weight)"))
-    reasons = [why for ok, why in checks if not ok]
-    return None if not reasons else "the fused epoch kernel does not support " + ", ".join(
-        reasons)
+    spec = trainer.spec
+    problems = fused_kernel_problems(trainer.config.replace(training_kernel="fused"),
+                                     spec.num_features, spec.num_classes, spec.packed)
+    if trainer.config.model == "mlp" and not trainer.layer_products:
+        problems.append("a model of your own (model=...)")
+    return None if not problems else "the fused epoch kernel cannot train " + ", ".join(
+        problems)
 
 
 def _power_of_two(n: int) -> int:

@@ -240,8 +240,11 @@ def test_bad_input_gives_a_clear_error(argv, expected, tmp_path, capsys, monkeyp
     (["--lr", "-1"], "ibjax run: error: --lr (learning_rate) must be a positive"),
     (["--estimators", "ksg"], "ibjax run: error: argument --estimators: unknown estimator"),
     (["--training-kernel", "fused", "--optimizer", "sgd", "--epochs", "1"],
-     "ibjax run: error: --training-kernel (training_kernel): the fused epoch kernel does not "
-     "support optimizer='sgd'"),
+     "ibjax run: error: --training-kernel (training_kernel) 'fused' cannot train "
+     "optimizer='sgd' (only 'adam')"),
+    (["--training-kernel", "fused", "--data", "digits", "--epochs", "1"],
+     "ibjax run: error: --training-kernel (training_kernel) 'fused' cannot train inputs that "
+     "are not 0/1"),
 ])
 def test_errors_name_the_flag(argv, expected, capsys, tmp_path):
     """A configuration error names the flag the user typed, not only Config's field."""
@@ -251,3 +254,4 @@ def test_errors_name_the_flag(argv, expected, capsys, tmp_path):
         status = exit_.code
     assert status == 2
     assert capsys.readouterr().err.startswith(expected)
+    assert not (tmp_path / "run").exists()  # refused before the run folder is touched
