@@ -8,9 +8,9 @@ few seeds), its activations in registers (one ``[batch]`` vector per unit) and e
 scalar, so the tiny layers waste no padding. ``Config(training_kernel="fused")`` makes
 :mod:`ibjax.segment` train with it (:func:`make_fused_train_steps`); the default stays XLA
 until ``benchmarks/fused_epoch.py`` shows a gain on a GPU. On a CPU it runs in Pallas's
-interpret mode (for tests: slow).
+interpret mode (for tests; ~3x slower than XLA).
 
-It trains exactly what :meth:`ibjax.train.Trainer.train_epoch` trains, up to float rounding
+Each epoch trains what :meth:`ibjax.train.Trainer.train_epoch` trains, up to float rounding
 (``tests/test_fused_epoch.py``): the same minibatches of the same shuffles, the gradient of
 the same masked mean cross-entropy, optax's Adam. Supported configurations: ``model="mlp"``,
 ``optimizer="adam"``, binary inputs packed into codes (the paper's data, see
@@ -40,8 +40,8 @@ from ibjax.train import Data, Trainer, TrainState
 # arrays): scalars_ref[:, 2, :5] of the kernel, in this order.
 _SETTINGS = ("learning_rate", "b1", "b2", "eps", "eps_root")
 
-
 MAX_WEIGHTS = FUSED_MAX_WEIGHTS
+"""The largest network (weights) the kernel trains (:data:`ibjax.config.FUSED_MAX_WEIGHTS`)."""
 
 
 def unsupported_reason(trainer: Trainer) -> str | None:
