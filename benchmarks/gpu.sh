@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # The benchmark suite for a CUDA GPU machine that has JAX with CUDA preinstalled and no network.
-# Runs ibjax from the source tree (no install) and writes, flat under ${OUT:-benchmarks/results/gpu}:
-#   gpu.txt, log.txt (everything printed), fused.jsonl (the fused epoch kernel against XLA),
-#   throughput.jsonl and table.md (paper configuration,
-#   8000 epochs, 274 snapshots), estimators.json (cost per estimator), gpu.nc and cpu.nc (the
-#   same 8 seeds on the GPU and on the host CPU; compare with benchmarks/across_devices.py).
+# Runs ibjax from the source tree (no install) and writes, flat under
+# ${OUT:-benchmarks/results/gpu}: gpu.txt, log.txt (everything printed), fused.jsonl (the
+#   fused epoch kernel against XLA), throughput.jsonl and table.md (paper configuration, 8000
+#   epochs, 274 snapshots), estimators.json (cost per estimator), gpu.nc and cpu.nc (the same
+#   8 seeds on the GPU and on the host CPU; compare with benchmarks/across_devices.py).
 # Each step has its own time limit, so one slow step cannot eat the others' results; all steps
 # but FUSED, BIG_SEEDS and COMPILE took about 9-10 minutes on one H100 (results/gpu_h100).
 # Knobs (environment): SEEDS (default "1000 100", empty skips), PRODUCTS (layer products:
 # auto, matmul, broadcast; see benchmarks/throughput.py), KERNELS (training kernels for those
-# runs: xla, fused; default xla),
-# ABLATE=1 (benchmarks/epoch_cost.py ablations and device profile at ABLATE_SEEDS, then the
+# runs: xla, fused; default xla), ABLATE=1 (benchmarks/epoch_cost.py ablations and device profile at ABLATE_SEEDS, then the
 # default variant under other XLA command-buffer settings), TESTS=1 (the GPU-relevant tests,
 # or TEST_ARGS; limit TESTS_STEP_S, 180 s),
 # EST_SEEDS (0 skips the estimator costs), ACROSS (0 skips), CPU_PRODUCTS (0 skips timing the
