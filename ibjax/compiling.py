@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
 
@@ -65,16 +66,30 @@ def threefry_unrolled_on_cpu() -> Iterator[None]:
     The hash computes the same 32-bit integers either way, so every random number, and so
     every result, is unchanged bit for bit. The CPU rule is removed from JAX's lowering table
     for the duration of the block (the platform-independent unrolled rule then applies) and
-    put back after; a JAX without that rule is left alone.
+    put back when the last such block, in any thread, ends (other threads lowering meanwhile
+    get the unrolled hash: the same numbers); a JAX without that rule is left alone.
     """
     found = _cpu_threefry_rule()
     if found is None:
         yield
         return
     table, primitive = found
-    rule = table.pop(primitive, None)
+    global _unrolled_blocks, _saved_rule
+    with _threefry_lock:  # the first block to enter takes the rule out, the last puts it back
+        if _unrolled_blocks == 0:
+            _saved_rule = table.pop(primitive, None)
+        _unrolled_blocks += 1
     try:
         yield
     finally:
-        if rule is not None:
-            table[primitive] = rule
+        with _threefry_lock:
+            _unrolled_blocks -= 1
+            if _unrolled_blocks == 0 and _saved_rule is not None:
+                table[primitive] = _saved_rule
+                _saved_rule = None
+
+
+# Blocks of threefry_unrolled_on_cpu open in any thread, and the rule they took out.
+_threefry_lock = threading.Lock()
+_unrolled_blocks = 0
+_saved_rule = None

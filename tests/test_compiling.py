@@ -5,6 +5,7 @@ import gc
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import ibjax
 from ibjax.compiling import _cpu_threefry_rule, compiling, threefry_unrolled_on_cpu
@@ -52,3 +53,31 @@ def test_random_draws_are_the_same_inside_and_outside():
         inside = jax.jit(jax.vmap(draws)).lower(keys).compile()(keys)
     for x, y in zip(outside, inside, strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_overlapping_blocks_in_threads_restore_the_rule_once_all_have_ended():
+    """Blocks that overlap (the runner lowers init in a thread) take the rule out once and put
+    it back when the last one ends, not when the first does."""
+    import threading
+
+    found = _cpu_threefry_rule()
+    if found is None or found[1] not in found[0]:
+        pytest.skip("this JAX has no CPU-specific Threefry rule to take out")
+    table, primitive = found
+    rule = table[primitive]
+    entered, release = threading.Event(), threading.Event()
+
+    def other_block():
+        with threefry_unrolled_on_cpu():
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_block)
+    with threefry_unrolled_on_cpu():
+        thread.start()
+        assert entered.wait(10)
+        assert primitive not in table
+    assert primitive not in table  # the other block is still open
+    release.set()
+    thread.join(10)
+    assert table[primitive] is rule
