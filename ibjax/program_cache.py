@@ -22,6 +22,7 @@ import functools
 import hashlib
 import pickle
 import platform
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -111,5 +112,9 @@ def save(key: str, stored: Stored) -> bool:
             payload = pickle.dumps(record)
             temporary.write_bytes(hashlib.sha256(payload).digest() + payload)
         return True
-    except Exception:  # no serialisation or no room: the run goes on untouched
+    except OSError as err:  # no room, no permission, a folder in the way: said, run goes on
+        warnings.warn(f"ibjax could not store the compiled program in the cache "
+                      f"({err}); later runs will trace and compile it again", stacklevel=2)
+        return False
+    except Exception:  # no serialisation: the run goes on untouched
         return False

@@ -2,6 +2,7 @@
 same numbers as a traced one, and a damaged or unwritable store only costs a trace."""
 
 import numpy as np
+import pytest
 
 import ibjax
 from ibjax import program, program_cache
@@ -87,8 +88,13 @@ def test_unreadable_and_unwritable_stores_are_misses(tmp_path, monkeypatch):
     monkeypatch.setenv("IBJAX_CACHE_DIR", str(tmp_path / "not-a-folder"))
     (tmp_path / "not-a-folder").write_text("a file where the cache folder should be")
     assert program_cache.load("0" * 32) is None
-    assert not program_cache.save("0" * 32, program_cache.Stored({}, {}))
+    with pytest.warns(UserWarning, match="could not store the compiled program"):
+        assert not program_cache.save("0" * 32, program_cache.Stored({}, {}))
     monkeypatch.setenv("IBJAX_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "cache" / "programs").mkdir(parents=True)
     (tmp_path / "cache" / "programs" / f"{'1' * 32}.bin").write_bytes(b"not a pickle")
     assert program_cache.load("1" * 32) is None
+    (tmp_path / "cache" / "programs" / f"{'2' * 32}.bin").mkdir()  # a folder in the way
+    assert program_cache.load("2" * 32) is None
+    with pytest.warns(UserWarning, match="later runs will trace and compile it again"):
+        assert not program_cache.save("2" * 32, program_cache.Stored({}, {}))
