@@ -7,14 +7,15 @@
 Trains the paper configuration's seeds for ``--epochs`` epochs, training only (no snapshots),
 two ways from the same initial states: the runner's training half
 (``jax.vmap(trainer.train_steps)``, XLA) and the fused kernel, ``--epochs-per-call`` epochs per
-launch, ``--seeds-per-program`` seeds and ``--num-warps`` warps per program. Compile time is
+launch, ``--num-warps`` warps per seed's program. Compile time is
 apart from run time. Prints the hardware, then one JSON line per variant: seconds,
 seed-epochs per second, the ratio to XLA, the training FLOP/s (as benchmarks/throughput.py
 counts them) and the fraction of the device's float32 peak, and the largest difference of
 the weights against XLA's after ``--check-epochs`` epochs (float rounding only: the same
 minibatches and the same optimiser). Each variant is compiled once (the number of launches
-is an argument). ``--xla-epochs`` times XLA on fewer epochs (for 10,000 seeds); the ratio
-compares seed-epochs per second.
+is an argument); on a GPU the compile includes Triton's, ~40 s per variant for the paper
+network on a 2-core CPU (``benchmarks/triton_compile.py``). ``--xla-epochs`` times XLA on fewer
+epochs (for 10,000 seeds); the ratio compares seed-epochs per second.
 On a CPU the kernel runs in Pallas's interpret mode, for a smoke test, not for timing.
 """
 
@@ -59,9 +60,9 @@ def xla_training(trainer):
     return train
 
 
-def fused_training(trainer, per_call: int, num_warps: int, group: int):
+def fused_training(trainer, per_call: int, num_warps: int):
     """``train(states, data, num_calls)``: ``num_calls`` launches of ``per_call`` epochs."""
-    epochs = make_fused_epochs(trainer, per_call, num_warps=num_warps, seeds_per_program=group)
+    epochs = make_fused_epochs(trainer, per_call, num_warps=num_warps)
 
     def train(states, data, num_calls):
         return jax.lax.fori_loop(0, num_calls, lambda _, s: epochs(s, data)[0], states)
@@ -104,13 +105,12 @@ def compare(args, seeds: int, device, data_set) -> None:
 
     report("xla", xla_compile, seeds * xla_epochs / xla_rate, xla_epochs, 0.0)
     warps = args.num_warps if device.platform == "gpu" else args.num_warps[:1]
-    variants = [(per_call, num_warps, group) for per_call in args.epochs_per_call
-                for group in args.seeds_per_program for num_warps in warps]
-    for per_call, num_warps, group in variants:
-        extra = {"epochs_per_call": per_call, "num_warps": num_warps,
-                 "seeds_per_program": group}
+    variants = [(per_call, num_warps) for per_call in args.epochs_per_call
+                for num_warps in warps]
+    for per_call, num_warps in variants:
+        extra = {"epochs_per_call": per_call, "num_warps": num_warps}
         try:
-            compile_s, fused = compiled(fused_training(trainer, per_call, num_warps, group),
+            compile_s, fused = compiled(fused_training(trainer, per_call, num_warps),
                                         states, data, jnp.int32(0))
             checked = run(fused, states, data, jnp.int32(check // per_call))[1]
             difference = weight_difference(checked, reference)
@@ -131,8 +131,6 @@ def main() -> None:
                         help="epochs per kernel launch (default: 1 10)")
     parser.add_argument("--num-warps", type=int, nargs="+", default=[4, 8],
                         help="warps per seed's program on a GPU (default: 4 8)")
-    parser.add_argument("--seeds-per-program", type=int, nargs="+", default=[1, 2],
-                        help="seeds each kernel program trains side by side (default: 1 2)")
     parser.add_argument("--xla-epochs", type=int, default=None,
                         help="epochs of the XLA run (default --epochs): fewer for many seeds; "
                              "the ratio compares seed-epochs per second")

@@ -23,23 +23,27 @@
 # throughput.py and fused_epoch.py report the training FLOP/s and the fraction of the GPU's
 # float32 peak.
 # With the 10,000 seeds, the fused kernel and the compile study every step takes ~20-25
-# minutes in all. With 15 minutes of device time (machine start included) and 10 minutes per
+# minutes in all. Each fused kernel variant also pays Triton's compile, ~40 s for the paper
+# network on a 2-core CPU (benchmarks/triton_compile.py), per seed count and per program that
+# holds it. With 15 minutes of device time (machine start included) and 10 minutes per
 # command, run issue 20's measurements as these commands, in this order, each while `status`
-# leaves time for its limits (step limits add up to 8, 9.5 and 4.5 minutes at most):
-# 1. the fused kernel at 1000 and 10,000 seeds, and the GPU checks of init's two programs
-#    and of the fused kernel:
-#   FUSED_STEP_S=240 FUSED_SEEDS="1000 10000" SEEDS= BIG_SEEDS= \
-#     FUSED_ARGS="--epochs-per-call 10 --num-warps 4 8 --seeds-per-program 1 2 \
-#     --xla-epochs 1000" COMPILE=0 ABLATE=0 TESTS=1 TEST_ARGS="tests/test_initial_weights.py \
-#     tests/test_fused_epoch.py" EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= \
-#     BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+# leaves time for its limits (step limits add up to 7, 9 and 6 minutes at most):
+# 1. the fused kernel against XLA at 1000 and 10,000 seeds (4 and 8 warps per program):
+#   FUSED_STEP_S=420 FUSED_SEEDS="1000 10000" SEEDS= BIG_SEEDS= \
+#     FUSED_ARGS="--epochs-per-call 10 --num-warps 4 8 --xla-epochs 1000" COMPILE=0 ABLATE=0 \
+#     TESTS=0 EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 \
+#     bash benchmarks/gpu.sh
 # 2. whole runs (snapshots included) at 1000 seeds with XLA and with the fused kernel, and
 #    XLA at 10,000 seeds:
-#   FUSED=0 SEEDS=1000 KERNELS="xla fused" BIG_STEP_S=200 COMPILE=0 ABLATE=0 TESTS=0 \
-#     EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
-# 3. where compile time goes on the GPU:
-#   FUSED=0 SEEDS= BIG_SEEDS= COMPILE_STEP_S=200 ABLATE=0 TESTS=0 EST_SEEDS=0 ACROSS=0 \
-#     CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+#   FUSED=0 SEEDS=1000 KERNELS="xla fused" STEP_S=180 BIG_STEP_S=180 COMPILE=0 ABLATE=0 \
+#     TESTS=0 EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 \
+#     bash benchmarks/gpu.sh
+# 3. where compile time goes on the GPU, and the GPU checks of init's two programs and of
+#    the fused kernel (the real Triton kernel against XLA):
+#   FUSED=0 SEEDS= BIG_SEEDS= COMPILE_STEP_S=200 ABLATE=0 TESTS=1 TESTS_STEP_S=150 \
+#     TEST_ARGS="tests/test_initial_weights.py \
+#     tests/test_fused_epoch.py::test_paper_network_two_epochs_per_call" EST_SEEDS=0 \
+#     ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
 # From the repository root:
 #   bash benchmarks/gpu.sh
 #   SEEDS="2" EPOCHS=20 EST_SEEDS=2 ACROSS=0 BASELINE_EPOCHS=20 bash benchmarks/gpu.sh  # quick
@@ -100,7 +104,8 @@ if [ "${TESTS:-1}" = 1 ]; then
     ${TEST_ARGS:-tests/test_permutation.py \
     tests/test_minibatches.py tests/test_binning.py::test_both_bin_index_paths_count_edges_exactly \
     tests/test_train.py::test_products_train_like_matrix_products tests/test_segment.py \
-    tests/test_native_products.py tests/test_initial_weights.py tests/test_fused_epoch.py}
+    tests/test_native_products.py tests/test_initial_weights.py \
+    tests/test_fused_epoch.py::test_paper_network_two_epochs_per_call}
 fi
 if [ "${EST_SEEDS:-100}" != 0 ]; then
   step 150 "$py" benchmarks/estimators.py --seeds "${EST_SEEDS:-100}" --repeats 2 \

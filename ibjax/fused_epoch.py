@@ -3,9 +3,10 @@
 On a GPU, ibjax's XLA program runs each minibatch step as a chain of small kernels, one
 launch each, and the paper network's 56,000 sequential steps (8000 epochs x 7 minibatches)
 keep the GPU far from busy. This module writes whole epochs, every minibatch's forward pass,
-backward pass and Adam update, as one kernel launch: one Pallas program per seed (or per
-few seeds), its activations in registers (one ``[batch]`` vector per unit) and each weight a
-scalar, so the tiny layers waste no padding. ``Config(training_kernel="fused")`` makes
+backward pass and Adam update, as one kernel launch: one Pallas program per seed, its
+activations in registers (one ``[batch]`` vector per unit) and each weight a scalar, so the
+tiny layers waste no padding. Built for CUDA, the paper network's kernel compiles in ~40 s
+(Triton, on a 2-core CPU; ``benchmarks/triton_compile.py``). ``Config(training_kernel="fused")`` makes
 :mod:`ibjax.segment` train with it (:func:`make_fused_train_steps`); the default stays XLA
 until ``benchmarks/fused_epoch.py`` shows a gain on a GPU. On a CPU it runs in Pallas's
 interpret mode (for tests; ~3x slower than XLA).
@@ -77,11 +78,16 @@ def _layer_offsets(params) -> list[tuple[int, int, int, int]]:
 
 
 def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
-                 num_epochs: int, steps_per_epoch: int, num_params: int, interpret: bool):
-    """The Pallas kernel body for a group of seeds (see :func:`make_fused_epochs`).
+                 num_epochs: int, steps_per_epoch: int, batch_size: int, num_train: int,
+                 num_params: int, interpret: bool):
+    """The Pallas kernel body for one seed (see :func:`make_fused_epochs`).
 
-    Each ref holds the group's rows (axis 0); every value is ``[group, ...]``: a unit's
-    activations ``[group, batch]``, a weight ``[group, 1]``."""
+    Each ref holds the seed's row (axis 0, of size 1); a unit's activations are ``[1, batch]``
+    and each weight is read as a scalar, each weight gradient written as one. Only the
+    minibatch's codes, Adam's vectors and the weights' check after each epoch are tensor loads
+    and stores: Triton's coalescing pass takes time cubic in the number of those (a ``[1, 1]``
+    tensor access per weight took over 15 minutes to compile for the paper network; now
+    ~40 s), and it ignores scalar ones."""
     from jax.experimental.pallas import triton as pl_triton
 
     barrier = (lambda: None) if interpret else pl_triton.debug_barrier
@@ -101,26 +107,27 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
             return jnp.where(a > 0.0, g, 0.0)
         return g
 
-    def kernel(codes_ref, valid_ref, scalars_ref, params_in, mu_in, nu_in,
+    def kernel(codes_ref, scalars_ref, params_in, mu_in, nu_in,
                params_ref, mu_ref, nu_ref, grads_ref, bad_ref):
-        params_ref[...] = params_in[...]
-        mu_ref[...] = mu_in[...]
-        nu_ref[...] = nu_in[...]
-        barrier()
-        learning_rate, b1, b2, eps, eps_root = (scalars_ref[:, 2, pl.ds(i, 1)]
-                                                for i in range(5))
+        del params_in, mu_in, nu_in  # the same buffers as params_ref, mu_ref, nu_ref
+
+        learning_rate, b1, b2, eps, eps_root = (scalars_ref[0, 2, i] for i in range(5))
         real = jax.lax.broadcasted_iota(jnp.int32, (1, params_ref.shape[1]), 1) < num_params
 
         def weight(offset):
-            return params_ref[:, pl.ds(offset, 1)]
-
-        def batch_sum(v):
-            return jnp.sum(v, axis=1, keepdims=True)
+            """The weight at ``offset`` of the raveled parameters, a scalar."""
+            return params_ref[0, offset]
 
         def step(slot, epoch):
             t = epoch * steps_per_epoch + slot
             code = codes_ref[:, t, :]
-            valid = valid_ref[pl.ds(slot, 1), :]
+            # The minibatch's real rows (the last one of an epoch may be partial; see
+            # Trainer.batch_valid), and their number.
+            position = jax.lax.broadcasted_iota(jnp.int32, (1, code.shape[1]), 1)
+            first = slot * batch_size
+            valid = ((position < batch_size) & (first + position < num_train)).astype(
+                jnp.float32)
+            count = jnp.minimum(batch_size, num_train - first).astype(jnp.float32)
             x = [((code >> k) & 1).astype(jnp.float32) for k in range(num_features)]
             label = code >> num_features
             # Forward: h[j] = act(sum_k W[k, j] h_in[k] + b[j]), one [batch] vector per unit.
@@ -143,7 +150,7 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
             total = exps[0]
             for e in exps[1:]:
                 total = total + e
-            scale = valid / batch_sum(valid)
+            scale = valid / count
             delta = [(e / total - (label == c).astype(jnp.float32)) * scale
                      for c, e in enumerate(exps)]
             # Backward, output to input: weight gradients are sums over the batch.
@@ -151,9 +158,9 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
                 k_off, b_off, fan_in, fan_out = layers[index]
                 h_in = acts[index]
                 for j in range(fan_out):
-                    grads_ref[:, slot, pl.ds(b_off + j, 1)] = batch_sum(delta[j])
+                    grads_ref[0, slot, b_off + j] = jnp.sum(delta[j])
                     for k in range(fan_in):
-                        grads_ref[:, slot, pl.ds(k_off + k * fan_out + j, 1)] = batch_sum(
+                        grads_ref[0, slot, k_off + k * fan_out + j] = jnp.sum(
                             h_in[k] * delta[j])
                 if index:
                     back = []
@@ -165,11 +172,11 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
                     delta = back
             barrier()
             # optax.adam on the whole parameter vector (padding stays zero).
-            g = jnp.where(real, grads_ref[:, slot, :], 0.0)
+            g = jnp.where(real, grads_ref[:, slot, :], 0.0)  # the padding is never written
             mu = (1 - b1) * g + b1 * mu_ref[...]
             nu = (1 - b2) * (g * g) + b2 * nu_ref[...]
-            mu_hat = mu / scalars_ref[:, 0, pl.ds(t, 1)]
-            nu_hat = nu / scalars_ref[:, 1, pl.ds(t, 1)]
+            mu_hat = mu / scalars_ref[0, 0, t]
+            nu_hat = nu / scalars_ref[0, 1, t]
             updates = mu_hat / (jnp.sqrt(nu_hat + eps_root) + eps)
             params_ref[...] = params_ref[...] + updates * -learning_rate
             mu_ref[...] = mu
@@ -180,9 +187,9 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
         def epoch_loop(epoch, carry):
             jax.lax.fori_loop(0, steps_per_epoch, step, epoch)
             # Non-finite weights after this epoch (NaN or inf: p - p is then NaN, not 0).
+            # Weights not finite after this epoch (NaN or inf: p - p is then NaN, not 0).
             params = params_ref[...]
-            bad_ref[:, pl.ds(epoch, 1)] = batch_sum(
-                jnp.where(real & ~(params - params == 0.0), 1.0, 0.0))
+            bad_ref[0, epoch] = jnp.sum(jnp.where(real & (params - params != 0.0), 1.0, 0.0))
             return carry
 
         jax.lax.fori_loop(0, num_epochs, epoch_loop, 0)
@@ -190,8 +197,8 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
     return kernel
 
 
-def _build(trainer: Trainer, num_epochs: int, interpret: bool | None, num_warps: int,
-           seeds_per_program: int) -> _Fused:
+def _build(trainer: Trainer, num_epochs: int, interpret: bool | None,
+           num_warps: int) -> _Fused:
     """The kernel for ``num_epochs`` epochs per launch and the functions around it, after
     checking the arguments (see :func:`make_fused_epochs`)."""
     if not isinstance(trainer, Trainer):
@@ -203,15 +210,13 @@ def _build(trainer: Trainer, num_epochs: int, interpret: bool | None, num_warps:
     if not _is_integer(num_epochs) or num_epochs < 1:
         raise ConfigError(f"num_epochs must be an integer >= 1, got {num_epochs!r}")
     num_epochs = int(num_epochs)
-    for name, value, most in (("num_warps", num_warps, 32),
-                              ("seeds_per_program", seeds_per_program, None)):
-        if not _is_integer(value) or value < 1 or value & (value - 1) or (
-                most is not None and value > most):
-            allowed = "1, 2, 4, 8, 16 or 32" if most else "1, 2, 4, 8, ..."
-            raise ConfigError(f"{name} must be a power of two ({allowed}), got {value!r}")
+    if (not _is_integer(num_warps) or num_warps < 1 or num_warps & (num_warps - 1)
+            or num_warps > 32):
+        raise ConfigError(f"num_warps must be a power of two (1, 2, 4, 8, 16 or 32), got "
+                          f"{num_warps!r}")
     if interpret is not None and not isinstance(interpret, bool):
         raise ConfigError(f"interpret must be True, False or None (CPUs), got {interpret!r}")
-    num_warps, seeds_per_program = int(num_warps), int(seeds_per_program)
+    num_warps = int(num_warps)
     config, spec = trainer.config, trainer.spec
     example = jax.eval_shape(trainer.init, jnp.int32(0), jnp.float32(0.0))
     layers = _layer_offsets(example.params)
@@ -223,33 +228,33 @@ def _build(trainer: Trainer, num_epochs: int, interpret: bool | None, num_warps:
     padded_steps, padded_batch = _power_of_two(num_steps), _power_of_two(batch_size)
     padded_slots, padded_epochs = _power_of_two(steps_per_epoch), _power_of_two(num_epochs)
     width = max(padded_steps, 8)  # of the per-seed scalars: a step's bias corrections, settings
-    valid = np.zeros((padded_slots, padded_batch), np.float32)  # the same in every epoch
-    valid[:steps_per_epoch, :batch_size] = batch_valid
+    num_train = int(batch_valid.sum())  # the kernel computes the mask from it
+    if not np.array_equal(batch_valid.reshape(-1), np.arange(batch_valid.size) < num_train):
+        raise AssertionError("Trainer.batch_valid is not the kernel's mask")
     if interpret is None:
         interpret = trainer.platform == "cpu"
     kernel = _make_kernel(layers, config.activation, spec.num_features, spec.num_classes,
-                          num_epochs, steps_per_epoch, num_params, interpret)
+                          num_epochs, steps_per_epoch, batch_size, num_train, num_params,
+                          interpret)
 
-    group = seeds_per_program
-
-    def call(num_groups: int):
-        def per_group(*shape):
-            return pl.BlockSpec((group, *shape), lambda g: (g,) + (0,) * len(shape))
+    def call(num_seeds: int):
+        def per_seed(*shape):
+            return pl.BlockSpec((1, *shape), lambda g: (g,) + (0,) * len(shape))
 
         def out(*shape):
-            return jax.ShapeDtypeStruct((num_groups * group, *shape), jnp.float32)
+            return jax.ShapeDtypeStruct((num_seeds, *shape), jnp.float32)
 
-        vector = per_group(padded_params)
+        vector = per_seed(padded_params)
         options = {} if interpret else {"compiler_params": _triton_params(num_warps)}
         return pl.pallas_call(
-            kernel, grid=(num_groups,),
-            in_specs=[per_group(padded_steps, padded_batch),
-                      pl.BlockSpec((padded_slots, padded_batch), lambda g: (0, 0)),
-                      per_group(4, width), vector, vector, vector],
-            out_specs=[vector, vector, vector, per_group(padded_slots, padded_params),
-                       per_group(padded_epochs)],
+            kernel, grid=(num_seeds,),
+            in_specs=[per_seed(padded_steps, padded_batch), per_seed(4, width), vector,
+                      vector, vector],
+            out_specs=[vector, vector, vector, per_seed(padded_slots, padded_params),
+                       per_seed(padded_epochs)],
             out_shape=[out(padded_params)] * 3 + [out(padded_slots, padded_params),
                                                   out(padded_epochs)],
+            input_output_aliases={2: 0, 3: 1, 4: 2},  # parameters and Adam state in place
             interpret=interpret, **options)
 
     def pad_to(a, shape):
@@ -258,13 +263,13 @@ def _build(trainer: Trainer, num_epochs: int, interpret: bool | None, num_warps:
     expected = _shapes(example.params)
 
     def pack(states: TrainState) -> _Packed:
-        """The kernel's parameter and Adam vectors, ``[seeds padded to groups, padded]``."""
+        """The kernel's parameter and Adam vectors, ``[S, padded]``."""
         _check_states(states, expected)
         num_seeds = states.epoch.shape[0]
-        rows = -(-num_seeds // group) * group  # seeds padded to whole groups (dropped after)
         adam = _adam_state(states.opt_state)
         flat = jax.vmap(lambda p: ravel_pytree(p)[0])(states.params)
-        return _Packed(*(pad_to(v, (rows, padded_params)) for v in (flat, adam.mu, adam.nu)),
+        return _Packed(*(pad_to(v, (num_seeds, padded_params))
+                         for v in (flat, adam.mu, adam.nu)),
                        first_bad=jnp.full(num_seeds, -1, jnp.int32))
 
     def launch(states: TrainState, packed: _Packed, data: Data, done: jax.Array):
@@ -272,41 +277,39 @@ def _build(trainer: Trainer, num_epochs: int, interpret: bool | None, num_warps:
         Returns the packed vectors after them and the last epoch's flat gradients
         ``[S, steps_per_epoch, num_params]``."""
         num_seeds = states.epoch.shape[0]
-        rows = packed.params.shape[0]
 
         def seed_codes(state):  # [num_epochs * steps_per_epoch, batch_size] minibatch codes
             def one(e):
                 return trainer.epoch_data(state._replace(epoch=state.epoch + done + e), data)
             return jax.vmap(one)(jnp.arange(num_epochs)).reshape(num_steps, batch_size)
 
-        codes = pad_to(jax.vmap(seed_codes)(states), (rows, padded_steps, padded_batch))
+        codes = pad_to(jax.vmap(seed_codes)(states), (num_seeds, padded_steps, padded_batch))
         count = _adam_state(states.opt_state).count + done * steps_per_epoch
         steps_done = count[:, None] + 1 + jnp.arange(num_steps, dtype=count.dtype)[None]
         hyper = states.opt_state.hyperparams  # each [S] float32
         b1, b2 = hyper["b1"][:, None], hyper["b2"][:, None]
         settings = jnp.stack([hyper[name] for name in _SETTINGS], axis=1)  # [S, 5]
-        scalars = jnp.stack([pad_to(1 - b1 ** steps_done, (rows, width)),
-                             pad_to(1 - b2 ** steps_done, (rows, width)),
-                             pad_to(settings, (rows, width)),
-                             jnp.zeros((rows, width), jnp.float32)], axis=1)
-        params, mu, nu, grads, bad = call(rows // group)(
-            codes, jnp.asarray(valid), scalars, packed.params, packed.mu, packed.nu)
-        bad = bad[:num_seeds, :num_epochs] > 0  # [S, num_epochs]: weights not finite after
+        scalars = jnp.stack([pad_to(1 - b1 ** steps_done, (num_seeds, width)),
+                             pad_to(1 - b2 ** steps_done, (num_seeds, width)),
+                             pad_to(settings, (num_seeds, width)),
+                             jnp.zeros((num_seeds, width), jnp.float32)], axis=1)
+        params, mu, nu, grads, bad = call(num_seeds)(
+            codes, scalars, packed.params, packed.mu, packed.nu)
+        bad = bad[:, :num_epochs] > 0  # [S, num_epochs]: weights not finite after
         first = done + 1 + jnp.argmax(bad, axis=1).astype(jnp.int32)
         first_bad = jnp.where((packed.first_bad < 0) & jnp.any(bad, axis=1), first,
                               packed.first_bad)
         return (_Packed(params, mu, nu, first_bad),
-                grads[:num_seeds, :steps_per_epoch, :num_params])
+                grads[:, :steps_per_epoch, :num_params])
 
     def unpack(states: TrainState, packed: _Packed, epochs_done) -> TrainState:
         """``states`` after ``epochs_done`` epochs (traced) that ended with ``packed``."""
-        num_seeds = states.epoch.shape[0]
         unravel = ravel_pytree(jax.tree.map(lambda a: a[0], states.params))[1]
-        params = jax.vmap(unravel)(packed.params[:num_seeds, :num_params])
+        params = jax.vmap(unravel)(packed.params[:, :num_params])
         steps = epochs_done * steps_per_epoch
         adam = _adam_state(states.opt_state)
-        adam = adam._replace(count=adam.count + steps, mu=packed.mu[:num_seeds, :num_params],
-                             nu=packed.nu[:num_seeds, :num_params])
+        adam = adam._replace(count=adam.count + steps, mu=packed.mu[:, :num_params],
+                             nu=packed.nu[:, :num_params])
         opt_state = jax.tree.map(
             lambda s: adam if isinstance(s, optax.ScaleByAdamState) else s,
             states.opt_state._replace(count=states.opt_state.count + steps),
@@ -325,10 +328,10 @@ def _build(trainer: Trainer, num_epochs: int, interpret: bool | None, num_warps:
 
 
 class _Packed(NamedTuple):
-    """What the kernel carries between launches, for seeds padded to whole groups.
+    """What the kernel carries between launches.
 
     Attributes:
-      params, mu, nu: ``[rows, padded_params]`` raveled weights and Adam moments.
+      params, mu, nu: ``[S, padded_params]`` raveled weights and Adam moments.
       first_bad: ``[S]`` int32, epochs after which a weight was first not finite, counted from
         the packed states (-1: none yet).
     """
@@ -347,8 +350,7 @@ class _Fused(NamedTuple):
 
 
 def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
-                      interpret: bool | None = None, num_warps: int = 4,
-                      seeds_per_program: int = 1
+                      interpret: bool | None = None, num_warps: int = 4
                       ) -> Callable[[TrainState, Data], tuple[TrainState, list[jax.Array]]]:
     """``epochs(states, data) -> (states, kernel_grads)``: ``num_epochs`` epochs of every seed.
 
@@ -359,9 +361,8 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
         int32 (256 KiB per seed at 10 epochs of the paper network).
       interpret: run the kernel in Pallas's interpret mode (default: when the trainer was
         built for CPUs, ``make_trainer(..., platform=)``).
-      num_warps: warps per program on a GPU (Triton), a power of two up to 32.
-      seeds_per_program: seeds each program trains side by side (a power of two): the
-        batch sums of all of them are one reduction, so fewer synchronisations per seed.
+      num_warps: warps per program (one program per seed) on a GPU (Triton), a power of two
+        up to 32.
 
     The returned function takes ``states``, a :class:`~ibjax.train.TrainState` with a leading
     seed axis ``[S, ...]`` (as ``jax.vmap(trainer.init)`` makes it), and the
@@ -373,11 +374,11 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
 
     Raises:
       ConfigError: a configuration the kernel does not support, ``num_epochs`` not an
-        integer >= 1, ``num_warps`` or ``seeds_per_program`` not a power of two (``num_warps``
-        at most 32), ``interpret`` not a bool or None.
+        integer >= 1, ``num_warps`` not a power of two up to 32, ``interpret`` not a bool or
+        None.
       TypeError: ``trainer`` is not a :class:`~ibjax.train.Trainer`.
     """
-    fused = _build(trainer, num_epochs, interpret, num_warps, seeds_per_program)
+    fused = _build(trainer, num_epochs, interpret, num_warps)
 
     def epochs(states: TrainState, data: Data) -> tuple[TrainState, list[jax.Array]]:
         packed, grads = fused.launch(states, fused.pack(states), data, jnp.int32(0))
@@ -391,8 +392,7 @@ def make_fused_train_steps(trainer: Trainer, **options):
     seed at once, as ``jax.vmap(trainer.train_steps, in_axes=(0, None, None))`` computes it,
     with the fused kernel (one launch per epoch; ``options`` as :func:`make_fused_epochs`'s).
     ``num_epochs`` may be traced (0 allowed); the parameters stay packed between epochs."""
-    fused = _build(trainer, 1, options.get("interpret"), options.get("num_warps", 4),
-                   options.get("seeds_per_program", 1))
+    fused = _build(trainer, 1, options.get("interpret"), options.get("num_warps", 4))
     nan_stats = np.full(trainer.num_layers, np.nan, np.float32)
 
     def train_steps(states: TrainState, data: Data, num_epochs: jax.Array):
