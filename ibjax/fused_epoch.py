@@ -6,10 +6,10 @@ keep the GPU far from busy. This module writes whole epochs, every minibatch's f
 backward pass and Adam update, as one kernel launch: one Pallas program per seed, its
 activations in registers (one ``[batch]`` vector per unit) and each weight a scalar, so the
 tiny layers waste no padding. Built for CUDA, the paper network's kernel compiles in ~40 s
-(Triton, on a 2-core CPU; ``benchmarks/triton_compile.py``). ``Config(training_kernel="fused")`` makes
-:mod:`ibjax.segment` train with it (:func:`make_fused_train_steps`); the default stays XLA
-until ``benchmarks/fused_epoch.py`` shows a gain on a GPU. On a CPU it runs in Pallas's
-interpret mode (for tests; ~3x slower than XLA).
+(Triton, on a 2-core CPU; ``benchmarks/triton_compile.py``). ``Config(training_kernel=
+"fused")`` makes :mod:`ibjax.segment` train with it (:func:`make_fused_train_steps`); the
+default stays XLA until ``benchmarks/fused_epoch.py`` shows a gain on a GPU. On a CPU it runs
+in Pallas's interpret mode (for tests; ~3x slower than XLA).
 
 Each epoch trains what :meth:`ibjax.train.Trainer.train_epoch` trains, up to float rounding
 (``tests/test_fused_epoch.py``): the same minibatches of the same shuffles, the gradient of
@@ -324,7 +324,7 @@ def _build(trainer: Trainer, num_epochs: int, interpret: bool | None,
         return [grads[..., k_off:k_off + fan_in * fan_out].reshape(
             *grads.shape[:2], fan_in, fan_out) for k_off, _, fan_in, fan_out in layers]
 
-    return _Fused(pack, launch, unpack, kernel_grads)
+    return _Fused(pack, launch, unpack, kernel_grads, (steps_per_epoch, num_params))
 
 
 class _Packed(NamedTuple):
@@ -347,6 +347,7 @@ class _Fused(NamedTuple):
     launch: Callable
     unpack: Callable
     kernel_grads: Callable
+    grads_shape: tuple[int, int]  # a launch's gradients per seed: (steps per epoch, weights)
 
 
 def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
@@ -391,28 +392,20 @@ def make_fused_train_steps(trainer: Trainer, **options):
     """``train_steps(states, data, num_epochs) -> (states, (grad_mean, grad_std))`` for every
     seed at once, as ``jax.vmap(trainer.train_steps, in_axes=(0, None, None))`` computes it,
     with the fused kernel (one launch per epoch; ``options`` as :func:`make_fused_epochs`'s).
-    ``num_epochs`` may be traced (0 allowed); the parameters stay packed between epochs."""
+    ``num_epochs`` may be traced (0 allowed); the parameters stay packed between epochs. The
+    program holds the kernel once (one loop over the epochs, carrying the last launch's
+    gradients), so a GPU compiles it once."""
     fused = _build(trainer, 1, options.get("interpret"), options.get("num_warps", 4))
-    nan_stats = np.full(trainer.num_layers, np.nan, np.float32)
 
     def train_steps(states: TrainState, data: Data, num_epochs: jax.Array):
-        packed = fused.pack(states)
-        packed = jax.lax.fori_loop(
-            0, jnp.maximum(num_epochs - 1, 0),
-            lambda done, p: fused.launch(states, p, data, done)[0], packed)
-
-        def last_epoch(packed):
-            packed, grads = fused.launch(states, packed, data, num_epochs - 1)
-            return packed, jax.vmap(gradient_stats)(fused.kernel_grads(grads))
-
-        def no_epoch(packed):
-            stats = jnp.broadcast_to(nan_stats, (states.epoch.shape[0], trainer.num_layers))
-            return packed, (stats, stats)
-
-        packed, (grad_mean, grad_std) = jax.lax.cond(num_epochs > 0, last_epoch, no_epoch,
-                                                     packed)
+        no_grads = jnp.zeros((states.epoch.shape[0], *fused.grads_shape), jnp.float32)
+        packed, grads = jax.lax.fori_loop(
+            0, jnp.maximum(num_epochs, 0),
+            lambda done, carry: fused.launch(states, carry[0], data, done),
+            (fused.pack(states), no_grads))
+        grad_mean, grad_std = jax.vmap(gradient_stats)(fused.kernel_grads(grads))
         states = fused.unpack(states, packed, num_epochs)
-        invalid = (states.diverged_at >= 0)[:, None]
+        invalid = ((states.diverged_at >= 0) | (num_epochs <= 0))[:, None]
         return states, (jnp.where(invalid, jnp.nan, grad_mean),
                         jnp.where(invalid, jnp.nan, grad_std))
 
