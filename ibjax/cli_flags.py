@@ -42,25 +42,25 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _seconds(text: str) -> float:
+def _parsed(text: str, parse, allowed, what: str):
+    """``parse(text)`` when it parses and is ``allowed``; otherwise argparse's error, ``what``
+    the flag takes."""
     try:
-        value = float(text)
+        value = parse(text)
     except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(
-            f"takes a finite number of seconds >= 0 (0: after every segment); got {text!r}")
+        value = None
+    if value is None or not allowed(value):
+        raise argparse.ArgumentTypeError(f"{what}; got {text!r}")
     return value
+
+
+def _seconds(text: str) -> float:
+    return _parsed(text, float, lambda v: math.isfinite(v) and v >= 0,
+                   "takes a finite number of seconds >= 0 (0: after every segment)")
 
 
 def _timeout(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"takes a whole number of seconds >= 1; got {text!r}")
-    return value
+    return _parsed(text, int, lambda v: v >= 1, "takes a whole number of seconds >= 1")
 
 
 def _bin_range(text: str) -> tuple[float, float] | str:
@@ -97,14 +97,8 @@ def _data(text: str) -> str:
 def _mi_samples(text: str) -> str | int:
     if text in ("all", "test"):
         return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(
-            f"--mi-samples takes all, test or a number of rows >= 2; got {text!r}")
-    return value
+    return _parsed(text, int, lambda v: v >= 2,
+                   "--mi-samples takes all, test or a number of rows >= 2")
 
 
 def _estimators(text: str) -> tuple[str, ...]:
@@ -320,13 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _frames(text: str) -> int | None:
     if text == "all":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"takes 'all' or a whole number >= 2; got {text!r}")
-    return value
+    return _parsed(text, int, lambda v: v >= 2, "takes 'all' or a whole number >= 2")
 
 
 def _animation_flags(parser: argparse.ArgumentParser) -> None:
