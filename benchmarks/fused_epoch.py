@@ -6,8 +6,11 @@
 
 Trains the paper configuration's seeds for ``--epochs`` epochs, training only (no snapshots),
 two ways from the same initial states: the runner's training half
-(``jax.vmap(trainer.train_steps)``, XLA) and the fused kernel, ``--epochs-per-call`` epochs per
-launch, ``--num-warps`` warps per seed's program. Compile time is
+(``jax.vmap(trainer.train_steps)``, XLA) and the fused kernel
+(:func:`ibjax.fused_epoch.make_fused_epochs`), ``--epochs-per-call`` epochs per launch,
+``--num-warps`` warps per seed's program: the kernel's own speed. The runner's fused path
+(``ibjax run --training-kernel fused``: one launch per epoch, gradient statistics, snapshots)
+is timed by ``benchmarks/throughput.py --training-kernel fused``. Compile time is
 apart from run time. Prints the hardware, then one JSON line per variant: seconds,
 seed-epochs per second, the ratio to XLA, the training FLOP/s (as benchmarks/throughput.py
 counts them) and the fraction of the device's float32 peak, and the largest difference of
@@ -142,6 +145,9 @@ def main() -> None:
                          ("--xla-epochs", [args.xla_epochs or 1])):
         if min(values) < 1:
             parser.error(f"{flag} must be >= 1, got {min(values)}")
+    for warps in args.num_warps:
+        if warps < 1 or warps & (warps - 1) or warps > 32:
+            parser.error(f"--num-warps {warps}: must be a power of two up to 32")
     for per_call in args.epochs_per_call:
         if per_call < 1 or args.epochs % per_call or args.check_epochs % per_call:
             parser.error(f"--epochs-per-call {per_call}: must be >= 1 and divide --epochs "

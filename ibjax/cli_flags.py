@@ -38,7 +38,7 @@ def _widths(text: str) -> tuple[int, ...]:
         widths = ()
     if not widths or min(widths) < 1:
         raise argparse.ArgumentTypeError(
-            f"--hidden takes positive widths like 10,7,5,4,3 or 10-7-5-4-3; got {text!r}")
+            f"takes positive widths like 10,7,5,4,3 or 10-7-5-4-3; got {text!r}")
     return widths
 
 
@@ -70,7 +70,7 @@ def _bin_range(text: str) -> tuple[float, float] | str:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--bin-range takes auto, layer or lo,hi like -1,1; got {text!r}") from None
+            f"takes auto, layer or lo,hi like -1,1; got {text!r}") from None
     return lo, hi
 
 
@@ -81,7 +81,7 @@ def _renyi_sigma(text: str) -> str | float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--renyi-sigma takes silverman or a number > 0; got {text!r}") from None
+            f"takes silverman or a number > 0; got {text!r}") from None
 
 
 def _data(text: str) -> str:
@@ -89,7 +89,7 @@ def _data(text: str) -> str:
         return text
     path = Path(text).expanduser()
     if not path.exists():
-        raise argparse.ArgumentTypeError(f"--data: no such file or folder: {text} (built in: "
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text} (built in: "
                                          f"{', '.join(DATASETS)})")
     return f"file:{path.resolve()}"
 
@@ -98,7 +98,7 @@ def _mi_samples(text: str) -> str | int:
     if text in ("all", "test"):
         return text
     return _parsed(text, int, lambda v: v >= 2,
-                   "--mi-samples takes all, test or a number of rows >= 2")
+                   "takes all, test or a number of rows >= 2")
 
 
 def _estimators(text: str) -> tuple[str, ...]:
@@ -117,7 +117,7 @@ def _batch(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--batch-size takes a positive integer or 'full'; got {text!r}") from None
+            f"takes a positive integer or 'full'; got {text!r}") from None
 
 
 def _rates(text: str) -> float | tuple[float, ...]:
@@ -125,7 +125,7 @@ def _rates(text: str) -> float | tuple[float, ...]:
         rates = tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--lr takes a number or a list like 1e-4,4e-4; got {text!r}") from None
+            f"takes a number or a list like 1e-4,4e-4; got {text!r}") from None
     return rates[0] if len(rates) == 1 else rates
 
 
@@ -134,9 +134,9 @@ def _seed_range(text: str) -> range:
         start, stop = (int(v) for v in text.split(":"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--seed-range takes a:b like 0:50; got {text!r}") from None
+            f"takes a:b like 0:50; got {text!r}") from None
     if not 0 <= start < stop:
-        raise argparse.ArgumentTypeError(f"--seed-range needs 0 <= a < b; got {text!r}")
+        raise argparse.ArgumentTypeError(f"needs 0 <= a < b; got {text!r}")
     return range(start, stop)
 
 
@@ -147,7 +147,7 @@ def _snapshots(text: str) -> str | tuple[int, ...]:
         return tuple(int(e) for e in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--snapshots takes log, log:N, every:K or a list like 0,10,100; got {text!r}"
+            f"takes log, log:N, every:K or a list like 0,10,100; got {text!r}"
         ) from None
 
 
@@ -156,6 +156,16 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but a flag no command knows is refused by that command's parser
+        (``ibjax run: error: unrecognized arguments: ...``)."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            commands = getattr(self, "commands", {})
+            commands.get(getattr(parsed, "command", None), self).error(
+                f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--frames", type=_frames, default=60,
                       help="slider positions, snapshots spread evenly (60; 'all' for every one)")
     # Configuration errors name Config's fields; the command line says which flag sets each.
+    parser.commands = {"run": run, "merge": merge, "info": info, "plot": plot, "view": view}
     parser.run_flags = {**{action.dest: action.option_strings[0] for action in run._actions
                            if action.option_strings},
                         "num_seeds": "--seeds", "num_epochs": "--epochs"}
@@ -372,7 +383,7 @@ def check_run_flags(args: argparse.Namespace) -> None:
     if args.seeds is not None and args.seed_range is not None:
         raise ConfigError(f"--seeds {args.seeds} and --seed-range cannot be combined: "
                           f"--seed-range a:b runs the b - a seeds a..b-1")
-    if not args.distributed and (args.coordinator or args.num_processes is not None
+    if not args.distributed and (args.coordinator is not None or args.num_processes is not None
                                  or args.process_id is not None):
         raise ConfigError("--coordinator, --num-processes and --process-id need --distributed")
 
@@ -385,7 +396,8 @@ def check_animation_flags(args: argparse.Namespace) -> None:
                                           ("--format", args.animation_format != "auto"))
                  if value]
         if given:
-            raise ConfigError(f"{' and '.join(given)} go with --animate")
+            raise ConfigError(f"{' and '.join(given)} {'goes' if len(given) == 1 else 'go'} "
+                              f"with --animate")
         return
     if getattr(args, "no_plots", False):
         raise ConfigError("--animate draws with the figures; drop --no-plots or --animate")
@@ -403,6 +415,7 @@ def flag_named(message: str, flags: dict[str, str]) -> str:
     field, _, rest = message.partition(" ")
     field = field.rstrip(":")
     flag = flags.get(field)
-    if flag is None or flag == f"--{field}":
+    if flag is None:
         return message
-    return f"{flag} ({field}){message[len(field):]}"
+    named = flag if flag == f"--{field}" else f"{flag} ({field})"
+    return f"{named}{message[len(field):]}"

@@ -187,7 +187,6 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
         def epoch_loop(epoch, carry):
             jax.lax.fori_loop(0, steps_per_epoch, step, epoch)
             # Non-finite weights after this epoch (NaN or inf: p - p is then NaN, not 0).
-            # Weights not finite after this epoch (NaN or inf: p - p is then NaN, not 0).
             params = params_ref[...]
             bad_ref[0, epoch] = jnp.sum(jnp.where(real & (params - params != 0.0), 1.0, 0.0))
             return carry
@@ -388,24 +387,26 @@ def make_fused_epochs(trainer: Trainer, num_epochs: int = 1, *,
     return epochs
 
 
-def make_fused_train_steps(trainer: Trainer, **options):
+def make_fused_train_steps(trainer: Trainer, *, interpret: bool | None = None,
+                           num_warps: int = 4):
     """``train_steps(states, data, num_epochs) -> (states, (grad_mean, grad_std))`` for every
     seed at once, as ``jax.vmap(trainer.train_steps, in_axes=(0, None, None))`` computes it,
-    with the fused kernel (one launch per epoch; ``options`` as :func:`make_fused_epochs`'s).
-    ``num_epochs`` may be traced (0 allowed); the parameters stay packed between epochs. The
-    program holds the kernel once (one loop over the epochs, carrying the last launch's
-    gradients), so a GPU compiles it once."""
-    fused = _build(trainer, 1, options.get("interpret"), options.get("num_warps", 4))
+    with the fused kernel (one launch per epoch; ``interpret`` and ``num_warps`` as
+    :func:`make_fused_epochs`'s). ``num_epochs`` may be traced (0 or less trains nothing); the
+    parameters stay packed between epochs. The program holds the kernel once (one loop over
+    the epochs, carrying the last launch's gradients), so a GPU compiles it once."""
+    fused = _build(trainer, 1, interpret, num_warps)
 
     def train_steps(states: TrainState, data: Data, num_epochs: jax.Array):
+        num_epochs = jnp.maximum(num_epochs, 0)
         no_grads = jnp.zeros((states.epoch.shape[0], *fused.grads_shape), jnp.float32)
         packed, grads = jax.lax.fori_loop(
-            0, jnp.maximum(num_epochs, 0),
+            0, num_epochs,
             lambda done, carry: fused.launch(states, carry[0], data, done),
             (fused.pack(states), no_grads))
         grad_mean, grad_std = jax.vmap(gradient_stats)(fused.kernel_grads(grads))
         states = fused.unpack(states, packed, num_epochs)
-        invalid = ((states.diverged_at >= 0) | (num_epochs <= 0))[:, None]
+        invalid = ((states.diverged_at >= 0) | (num_epochs == 0))[:, None]
         return states, (jnp.where(invalid, jnp.nan, grad_mean),
                         jnp.where(invalid, jnp.nan, grad_std))
 

@@ -42,7 +42,7 @@ def test_plot_animate_writes_a_decodable_animation(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--frames", "3"], "--frames go with --animate"),
+    (["--frames", "3"], "--frames goes with --animate"),
     (["--animate", "--frames", "1"], "--frames"),
     (["--animate", "--format", "webm"], "--format"),
 ])
