@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from ibjax.cli_flags import (
     flag_named,
 )
 from ibjax.config import ConfigError
-from ibjax.interrupts import exit_status, handle_sigterm
+from ibjax.interrupts import exit_status, handle_signals, restore
 from ibjax.mi import MIError
 from ibjax.results import ResultsFileError
 
@@ -98,7 +97,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ibjax.runner import prepare
 
     check_run_flags(args)
-    handle_sigterm()
     config = None
     if args.resume is None:  # check the configuration before anything else starts
         config = config_from_args(args).validate()
@@ -304,19 +302,15 @@ def _what_is_kept(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "run":
-        use_all_cpu_cores()
-        use_compilation_cache()
     commands = {"run": _cmd_run, "merge": _cmd_merge, "info": _cmd_info, "plot": _cmd_plot,
                 "view": _cmd_view}
-    if args.command in ("run", "plot"):
-        try:
-            check_animation_flags(args)
-        except ConfigError as err:
-            print(f"ibjax {args.command}: error: {err}", file=sys.stderr)
-            return 2
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = handle_signals() if args.command == "run" else None
     try:
+        if args.command in ("run", "plot"):
+            check_animation_flags(args)
+        if args.command == "run":
+            use_all_cpu_cores()
+            use_compilation_cache()
         return commands[args.command](args)
     except BrokenPipeError:  # e.g. ibjax info ... | head: the reader has gone, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -339,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nibjax {args.command}: interrupted{_what_is_kept(args)}", file=sys.stderr)
         return exit_status(stop)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            restore(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

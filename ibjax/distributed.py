@@ -13,7 +13,7 @@ import threading
 import time
 
 from ibjax.config import ConfigError
-from ibjax.interrupts import exit_status
+from ibjax.interrupts import exit_status, raise_if_interrupted
 
 
 def join(coordinator: str | None, num_processes: int | None, process_id: int | None,
@@ -47,6 +47,7 @@ def join(coordinator: str | None, num_processes: int | None, process_id: int | N
     try:
         while thread.is_alive() and time.monotonic() < deadline:
             thread.join(0.1)
+            raise_if_interrupted()
     except KeyboardInterrupt as stop:
         _end(exit_status(stop), "interrupted while waiting for the other processes to join")
     if thread.is_alive():

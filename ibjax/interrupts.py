@@ -1,5 +1,13 @@
-"""SIGTERM handled like Ctrl-C: cluster schedulers send it before killing a job, so a run
-saves its finished work and ends with status 143 (130 for Ctrl-C)."""
+"""Ctrl-C and SIGTERM for the command line: cluster schedulers send SIGTERM before killing a
+job, so a run saves its finished work and ends with status 143 (130 for Ctrl-C).
+
+Python runs a signal's handler between two bytecodes of the main thread, which can fall inside
+a garbage-collector callback (JAX registers one); an exception raised there is printed as
+"Exception ignored" and discarded, so the interrupt would be lost (a run would go on to its
+end, a process waiting for its peers would keep waiting). The handlers here also remember the
+signal, and the long loops (the runner's segments, the wait for other processes) call
+:func:`raise_if_interrupted`, which raises it again.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +18,37 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised as an interrupt."""
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated
+_received: list[int] = []  # signals handled since handle_signals()
 
 
-def handle_sigterm():
-    """Makes SIGTERM raise :class:`Terminated`; returns the handler it replaces."""
-    return signal.signal(signal.SIGTERM, _raise_terminated)
+def _interrupt(signum, frame):
+    _received.append(signum)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def handle_signals() -> tuple:
+    """SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated`, both remembered
+    for :func:`raise_if_interrupted`. Main thread only; returns the previous ``(SIGINT,
+    SIGTERM)`` handlers for :func:`restore`."""
+    _received.clear()
+    return signal.signal(signal.SIGINT, _interrupt), signal.signal(signal.SIGTERM, _interrupt)
+
+
+def restore(previous: tuple) -> None:
+    """Puts back the handlers :func:`handle_signals` returned (``None`` entries are left)."""
+    for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+        if handler is not None:
+            signal.signal(signum, handler)
+    _received.clear()
+
+
+def raise_if_interrupted() -> None:
+    """Raises the interrupt of a signal whose exception Python discarded (module docstring);
+    nothing when no signal came, or when :func:`handle_signals` is not in use."""
+    if _received:
+        signum = _received[-1]
+        _received.clear()
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 def exit_status(stop: BaseException) -> int:

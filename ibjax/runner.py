@@ -22,6 +22,7 @@ from ibjax import checkpoint, results
 from ibjax.config import Config, ConfigError
 from ibjax.data import Dataset, digest, load_dataset
 from ibjax.hardware import hardware_info
+from ibjax.interrupts import raise_if_interrupted
 from ibjax.memory import (
     budget_fraction,
     check_host_memory,
@@ -381,6 +382,7 @@ class _SegmentLoop:
                 steps = jax.device_put(
                     Steps(self.plan.num_epochs[segment], self.plan.measure[segment]),
                     self.replicated)
+                raise_if_interrupted()  # a Ctrl-C whose exception Python discarded
                 outputs = [self.program.segment(state, self.data, steps) for state in states]
                 states, done = [out[0] for out in outputs], segment + 1
                 measured = [out[1] for out in outputs]
