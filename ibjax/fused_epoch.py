@@ -5,7 +5,7 @@ launch each, and the paper network's 56,000 sequential steps (8000 epochs x 7 mi
 keep the GPU far from busy. This module writes whole epochs, every minibatch's forward pass,
 backward pass and Adam update, as one kernel launch: one Pallas program per seed, its
 activations in registers (one ``[batch]`` vector per unit) and each weight a scalar, so the
-tiny layers waste no padding. Built for CUDA, the paper network's kernel compiles in ~40 s
+tiny layers waste no padding. Built for CUDA, the paper network's kernel compiles in ~37 s
 (Triton, on a 2-core CPU; ``benchmarks/triton_compile.py``). ``Config(training_kernel=
 "fused")`` makes :mod:`ibjax.segment` train with it (:func:`make_fused_train_steps`); the
 default stays XLA until ``benchmarks/fused_epoch.py`` shows a gain on a GPU. On a CPU it runs
@@ -83,11 +83,13 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
     """The Pallas kernel body for one seed (see :func:`make_fused_epochs`).
 
     Each ref holds the seed's row (axis 0, of size 1); a unit's activations are ``[1, batch]``
-    and each weight is read as a scalar, each weight gradient written as one. Only the
-    minibatch's codes, Adam's vectors and the weights' check after each epoch are tensor loads
-    and stores: Triton's coalescing pass takes time cubic in the number of those (a ``[1, 1]``
-    tensor access per weight took over 15 minutes to compile for the paper network; now
-    ~40 s), and it ignores scalar ones."""
+    and each weight is read as a scalar, each weight gradient written as one. The only tensor
+    loads and stores are the minibatch's codes, the step's gradients (read back as a vector
+    for Adam), the weights after each step, and the state (weights and Adam's moments) once
+    in and once out: Triton's coalescing pass collects, for each tensor access, every
+    operation connected to it, so its time grows with their number times the kernel's size
+    squared (a ``[1, 1]`` tensor access per weight took over 15 minutes to compile for the
+    paper network; now ~37 s), and it ignores scalar ones."""
     from jax.experimental.pallas import triton as pl_triton
 
     barrier = (lambda: None) if interpret else pl_triton.debug_barrier
@@ -107,18 +109,19 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
             return jnp.where(a > 0.0, g, 0.0)
         return g
 
-    def kernel(codes_ref, scalars_ref, params_in, mu_in, nu_in,
-               params_ref, mu_ref, nu_ref, grads_ref, bad_ref):
-        del params_in, mu_in, nu_in  # the same buffers as params_ref, mu_ref, nu_ref
+    def kernel(codes_ref, scalars_ref, state_in, state_ref, grads_ref, bad_ref):
+        del state_in  # the same buffer as state_ref: rows weights, Adam's mu and nu, unused
 
         learning_rate, b1, b2, eps, eps_root = (scalars_ref[0, 2, i] for i in range(5))
-        real = jax.lax.broadcasted_iota(jnp.int32, (1, params_ref.shape[1]), 1) < num_params
+        rows = jax.lax.broadcasted_iota(jnp.int32, state_ref.shape[1:], 0)  # [4, padded]
+        real = jax.lax.broadcasted_iota(jnp.int32, (1, state_ref.shape[2]), 1) < num_params
 
         def weight(offset):
             """The weight at ``offset`` of the raveled parameters, a scalar."""
-            return params_ref[0, offset]
+            return state_ref[0, 0, offset]
 
-        def step(slot, epoch):
+        def step(slot, carry):
+            epoch, params, mu, nu = carry  # [1, padded] each: state_ref's rows 0-2
             t = epoch * steps_per_epoch + slot
             code = codes_ref[:, t, :]
             # The minibatch's real rows (the last one of an epoch may be partial; see
@@ -173,25 +176,32 @@ def _make_kernel(layers, activation: str, num_features: int, num_classes: int,
             barrier()
             # optax.adam on the whole parameter vector (padding stays zero).
             g = jnp.where(real, grads_ref[:, slot, :], 0.0)  # the padding is never written
-            mu = (1 - b1) * g + b1 * mu_ref[...]
-            nu = (1 - b2) * (g * g) + b2 * nu_ref[...]
+            mu = (1 - b1) * g + b1 * mu
+            nu = (1 - b2) * (g * g) + b2 * nu
             mu_hat = mu / scalars_ref[0, 0, t]
             nu_hat = nu / scalars_ref[0, 1, t]
             updates = mu_hat / (jnp.sqrt(nu_hat + eps_root) + eps)
-            params_ref[...] = params_ref[...] + updates * -learning_rate
-            mu_ref[...] = mu
-            nu_ref[...] = nu
+            params = params + updates * -learning_rate
+            state_ref[0, 0:1, :] = params  # for the next step's scalar reads
             barrier()
-            return epoch
+            return epoch, params, mu, nu
 
         def epoch_loop(epoch, carry):
-            jax.lax.fori_loop(0, steps_per_epoch, step, epoch)
+            params, mu, nu = jax.lax.fori_loop(0, steps_per_epoch, step, (epoch, *carry))[1:]
             # Non-finite weights after this epoch (NaN or inf: p - p is then NaN, not 0).
-            params = params_ref[...]
             bad_ref[0, epoch] = jnp.sum(jnp.where(real & (params - params != 0.0), 1.0, 0.0))
-            return carry
+            return params, mu, nu
 
-        jax.lax.fori_loop(0, num_epochs, epoch_loop, 0)
+        # The state is loaded once and stored once (the weights also after each step, for
+        # the scalar reads); Adam's moments stay in registers between steps.
+        state = state_ref[0]
+
+        def row(r):  # [1, padded]
+            return jnp.sum(jnp.where(rows == r, state, 0.0), axis=0, keepdims=True)
+
+        params, mu, nu = jax.lax.fori_loop(0, num_epochs, epoch_loop, (row(0), row(1), row(2)))
+        state_ref[0] = jnp.where(rows == 0, params,
+                                 jnp.where(rows == 1, mu, jnp.where(rows == 2, nu, 0.0)))
 
     return kernel
 
@@ -243,17 +253,16 @@ def _build(trainer: Trainer, num_epochs: int, interpret: bool | None,
         def out(*shape):
             return jax.ShapeDtypeStruct((num_seeds, *shape), jnp.float32)
 
-        vector = per_seed(padded_params)
         options = {} if interpret else {"compiler_params": _triton_params(num_warps)}
         return pl.pallas_call(
             kernel, grid=(num_seeds,),
-            in_specs=[per_seed(padded_steps, padded_batch), per_seed(4, width), vector,
-                      vector, vector],
-            out_specs=[vector, vector, vector, per_seed(padded_slots, padded_params),
+            in_specs=[per_seed(padded_steps, padded_batch), per_seed(4, width),
+                      per_seed(4, padded_params)],
+            out_specs=[per_seed(4, padded_params), per_seed(padded_slots, padded_params),
                        per_seed(padded_epochs)],
-            out_shape=[out(padded_params)] * 3 + [out(padded_slots, padded_params),
-                                                  out(padded_epochs)],
-            input_output_aliases={2: 0, 3: 1, 4: 2},  # parameters and Adam state in place
+            out_shape=[out(4, padded_params), out(padded_slots, padded_params),
+                       out(padded_epochs)],
+            input_output_aliases={2: 0},  # parameters and Adam state updated in place
             interpret=interpret, **options)
 
     def pad_to(a, shape):
@@ -262,13 +271,13 @@ def _build(trainer: Trainer, num_epochs: int, interpret: bool | None,
     expected = _shapes(example.params)
 
     def pack(states: TrainState) -> _Packed:
-        """The kernel's parameter and Adam vectors, ``[S, padded]``."""
+        """The kernel's state: raveled weights, Adam's mu and nu, ``[S, 4, padded]``."""
         _check_states(states, expected)
         num_seeds = states.epoch.shape[0]
         adam = _adam_state(states.opt_state)
         flat = jax.vmap(lambda p: ravel_pytree(p)[0])(states.params)
-        return _Packed(*(pad_to(v, (num_seeds, padded_params))
-                         for v in (flat, adam.mu, adam.nu)),
+        state = jnp.stack([flat, adam.mu, adam.nu, jnp.zeros_like(flat)], axis=1)
+        return _Packed(pad_to(state, (num_seeds, 4, padded_params)),
                        first_bad=jnp.full(num_seeds, -1, jnp.int32))
 
     def launch(states: TrainState, packed: _Packed, data: Data, done: jax.Array):
@@ -292,23 +301,22 @@ def _build(trainer: Trainer, num_epochs: int, interpret: bool | None,
                              pad_to(1 - b2 ** steps_done, (num_seeds, width)),
                              pad_to(settings, (num_seeds, width)),
                              jnp.zeros((num_seeds, width), jnp.float32)], axis=1)
-        params, mu, nu, grads, bad = call(num_seeds)(
-            codes, scalars, packed.params, packed.mu, packed.nu)
+        state, grads, bad = call(num_seeds)(codes, scalars, packed.state)
         bad = bad[:, :num_epochs] > 0  # [S, num_epochs]: weights not finite after
         first = done + 1 + jnp.argmax(bad, axis=1).astype(jnp.int32)
         first_bad = jnp.where((packed.first_bad < 0) & jnp.any(bad, axis=1), first,
                               packed.first_bad)
-        return (_Packed(params, mu, nu, first_bad),
+        return (_Packed(state, first_bad),
                 grads[:, :steps_per_epoch, :num_params])
 
     def unpack(states: TrainState, packed: _Packed, epochs_done) -> TrainState:
         """``states`` after ``epochs_done`` epochs (traced) that ended with ``packed``."""
         unravel = ravel_pytree(jax.tree.map(lambda a: a[0], states.params))[1]
-        params = jax.vmap(unravel)(packed.params[:, :num_params])
+        params = jax.vmap(unravel)(packed.state[:, 0, :num_params])
         steps = epochs_done * steps_per_epoch
         adam = _adam_state(states.opt_state)
-        adam = adam._replace(count=adam.count + steps, mu=packed.mu[:, :num_params],
-                             nu=packed.nu[:, :num_params])
+        adam = adam._replace(count=adam.count + steps, mu=packed.state[:, 1, :num_params],
+                             nu=packed.state[:, 2, :num_params])
         opt_state = jax.tree.map(
             lambda s: adam if isinstance(s, optax.ScaleByAdamState) else s,
             states.opt_state._replace(count=states.opt_state.count + steps),
@@ -330,14 +338,12 @@ class _Packed(NamedTuple):
     """What the kernel carries between launches.
 
     Attributes:
-      params, mu, nu: ``[S, padded_params]`` raveled weights and Adam moments.
+      state: ``[S, 4, padded_params]``: raveled weights, Adam's mu and nu, zeros.
       first_bad: ``[S]`` int32, epochs after which a weight was first not finite, counted from
         the packed states (-1: none yet).
     """
 
-    params: jax.Array
-    mu: jax.Array
-    nu: jax.Array
+    state: jax.Array
     first_bad: jax.Array
 
 
