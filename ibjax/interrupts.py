@@ -6,12 +6,14 @@ a garbage-collector callback (JAX registers one); an exception raised there is p
 "Exception ignored" and discarded, so the interrupt would be lost (a run would go on to its
 end, a process waiting for its peers would keep waiting). The handlers here also remember the
 signal, and the long loops (the runner's segments, the wait for other processes) call
-:func:`raise_if_interrupted`, which raises it again.
+:func:`raise_if_interrupted`, which raises it again; Python's "Exception ignored" report of
+such an interrupt is left out (``sys.unraisablehook``), since it is not lost.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 
 
 class Terminated(KeyboardInterrupt):
@@ -26,19 +28,37 @@ def _interrupt(signum, frame):
     raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
+def _unraisable(report) -> None:
+    """``sys.unraisablehook``: an interrupt discarded after :func:`_interrupt` remembered it
+    is not reported; anything else goes to the hook that was there before."""
+    if not (isinstance(report.exc_value, KeyboardInterrupt) and _received):
+        _previous_unraisable[-1](report)
+
+
+_previous_unraisable: list = []
+
+
 def handle_signals() -> tuple:
     """SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated`, both remembered
     for :func:`raise_if_interrupted`. Main thread only; returns the previous ``(SIGINT,
-    SIGTERM)`` handlers for :func:`restore`."""
+    SIGTERM, unraisable hook)`` for :func:`restore`."""
     _received.clear()
-    return signal.signal(signal.SIGINT, _interrupt), signal.signal(signal.SIGTERM, _interrupt)
+    _previous_unraisable.append(sys.unraisablehook)
+    sys.unraisablehook = _unraisable
+    return (signal.signal(signal.SIGINT, _interrupt), signal.signal(signal.SIGTERM, _interrupt),
+            _previous_unraisable[-1])
 
 
 def restore(previous: tuple) -> None:
-    """Puts back the handlers :func:`handle_signals` returned (``None`` entries are left)."""
-    for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+    """Puts back what :func:`handle_signals` returned (``None`` signal handlers, set outside
+    Python, are left)."""
+    *handlers, unraisable = previous
+    for signum, handler in zip((signal.SIGINT, signal.SIGTERM), handlers, strict=True):
         if handler is not None:
             signal.signal(signum, handler)
+    sys.unraisablehook = unraisable
+    if _previous_unraisable:
+        _previous_unraisable.pop()
     _received.clear()
 
 
