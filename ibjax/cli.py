@@ -333,8 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nibjax {args.command}: interrupted{_what_is_kept(args)}", file=sys.stderr)
         return exit_status(stop)
     finally:
-        if previous is not None:
-            restore(previous)
+        restore(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,8 +12,10 @@ such an interrupt is left out (``sys.unraisablehook``), since it is not lost.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+import threading
 
 
 class Terminated(KeyboardInterrupt):
@@ -38,20 +40,26 @@ def _unraisable(report) -> None:
 _previous_unraisable: list = []
 
 
-def handle_signals() -> tuple:
+def handle_signals() -> tuple | None:
     """SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated`, both remembered
-    for :func:`raise_if_interrupted`. Main thread only; returns the previous ``(SIGINT,
-    SIGTERM, unraisable hook)`` for :func:`restore`."""
-    _received.clear()
+    for :func:`raise_if_interrupted`; returns what :func:`restore` puts back (the previous
+    SIGINT and SIGTERM handlers and unraisable hook). Outside the main thread, where Python
+    sets no signal handlers, nothing changes (None). Calls may nest."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGINT) is not _interrupt:  # not nested: a fresh start
+        _received.clear()
     _previous_unraisable.append(sys.unraisablehook)
     sys.unraisablehook = _unraisable
     return (signal.signal(signal.SIGINT, _interrupt), signal.signal(signal.SIGTERM, _interrupt),
             _previous_unraisable[-1])
 
 
-def restore(previous: tuple) -> None:
+def restore(previous: tuple | None) -> None:
     """Puts back what :func:`handle_signals` returned (``None`` signal handlers, set outside
     Python, are left)."""
+    if previous is None:
+        return
     *handlers, unraisable = previous
     for signum, handler in zip((signal.SIGINT, signal.SIGTERM), handlers, strict=True):
         if handler is not None:
@@ -59,7 +67,26 @@ def restore(previous: tuple) -> None:
     sys.unraisablehook = unraisable
     if _previous_unraisable:
         _previous_unraisable.pop()
-    _received.clear()
+    if signal.getsignal(signal.SIGINT) is not _interrupt:  # the outermost call ended
+        _received.clear()
+
+
+def _remember(signum, frame):
+    _received.append(signum)
+
+
+@contextlib.contextmanager
+def deferred():
+    """Inside, SIGINT and SIGTERM are only remembered, then raised on leaving (for code that
+    must not be interrupted halfway, such as a C extension initialising: jaxlib's can fail or
+    crash). Main thread, within :func:`handle_signals`."""
+    handlers = signal.signal(signal.SIGINT, _remember), signal.signal(signal.SIGTERM, _remember)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    raise_if_interrupted()
 
 
 def raise_if_interrupted() -> None:

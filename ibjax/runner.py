@@ -404,7 +404,9 @@ class _SegmentLoop:
             if self.checkpoint_path is not None:
                 if pending is not None and pending[1] == done - 1:
                     self.collect(*pending)
-                if self.collected_through == done:  # state and measurements agree: save them
+                # State and measurements agree, and a segment finished since the start (or
+                # since the checkpoint resumed from, which stays): save them.
+                if self.collected_through == done > first:
                     self.save(states, done)
                 path = Path(self.checkpoint_path) if Path(self.checkpoint_path).exists() else None
             raise RunInterrupted(path) from None

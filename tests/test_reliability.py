@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import ibjax
-from ibjax import plotting, results, runner
+from ibjax import interrupts, plotting, results, runner
 from ibjax.cli import main
 from ibjax.config import Config
 from ibjax.rundir import RunFolder
@@ -259,6 +259,46 @@ def test_an_interrupt_python_discarded_is_raised_again(name, raised):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n") == [raised, "True True", ""]
     assert "Exception ignored" not in done.stderr  # not reported: it is raised again
+
+
+EARLY = """
+import os, signal, sys
+class Interrupting:  # Ctrl-C to this process as the command line's modules (and JAX) import
+    def find_spec(self, name, path=None, target=None):
+        if name == "ibjax.cli":
+            os.kill(os.getpid(), signal.SIG{name})
+            sum(range(1000))  # bytecodes: the handler runs here
+        return None
+sys.meta_path.insert(0, Interrupting())
+from ibjax.__main__ import main
+status = main(["info", "nothing.nc"])
+print("ibjax.cli" in sys.modules, status)
+"""
+
+
+@pytest.mark.parametrize("name, status", [("INT", 130), ("TERM", 143)])
+def test_an_interrupt_while_the_command_imports_jax_ends_it_in_one_line(name, status):
+    """The ``ibjax`` command's handlers are in place before JAX is imported; an interrupt
+    then waits for the import to finish (jaxlib's extension, interrupted while it loads, can
+    fail or crash the process) and ends the command with one line."""
+    done = subprocess.run([sys.executable, "-c", EARLY.format(name=name)], env=ENV,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout.split() == ["True", str(status)], done.stderr
+    assert done.stderr.strip() == "ibjax: interrupted before anything was started"
+
+
+def test_a_remembered_interrupt_before_the_first_segment_saves_no_checkpoint(tmp_path):
+    """An interrupt remembered while compiling stops the run at its first segment; nothing
+    finished, so no checkpoint is written (none would say "finished segments are saved")."""
+    path = tmp_path / "checkpoint.npz"
+    previous = interrupts.handle_signals()
+    try:
+        interrupts._received.append(signal.SIGINT)  # as the handler does
+        with pytest.raises(runner.RunInterrupted) as stop:
+            ibjax.run(CONFIG, checkpoint_path=path, checkpoint_every_s=0)
+    finally:
+        interrupts.restore(previous)
+    assert stop.value.checkpoint is None and not path.exists()
 
 
 def test_distributed_without_a_cluster_is_one_line(tmp_path):
