@@ -55,6 +55,10 @@ def join(coordinator: str | None, num_processes: int | None, process_id: int | N
         _end(2, f"error: --distributed: the processes did not all join{where} within "
                 f"{timeout_s} s (--distributed-timeout); check that every process was started "
                 f"with the same --coordinator and --num-processes and its own --process-id")
+    if outcome and outcome[0] is not None and "before any JAX" in str(outcome[0]):
+        raise ConfigError("--distributed: JAX was already used in this process; join the "
+                          "other processes first (ibjax run --distributed in a process of "
+                          "its own)") from None
     if outcome and outcome[0] is not None:
         raise ConfigError(
             f"--distributed: found no cluster to join ({outcome[0]}); outside SLURM or Open "

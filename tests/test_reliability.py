@@ -312,6 +312,19 @@ def test_distributed_without_a_cluster_is_one_line(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_distributed_after_jax_was_used_in_the_process_says_so(tmp_path, capsys):
+    import jax.numpy as jnp
+
+    jnp.ones(1).block_until_ready()  # JAX's backend is up in this process
+    assert main(["run", *FLAGS, "--out", str(tmp_path / "o"), "--distributed",
+                 "--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "0",
+                 "--distributed-timeout", "5"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "ibjax run: error: --distributed: JAX was already used in this process; join the "
+        "other processes first (ibjax run --distributed in a process of its own)")
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_peer_that_never_starts_ends_in_bounded_time(tmp_path):
     import socket
 
