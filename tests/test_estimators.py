@@ -14,7 +14,7 @@ from scipy.special import logsumexp
 from scipy.stats import rankdata
 
 from ibjax.data import load_var_u
-from ibjax.mi import ESTIMATORS, MIError, Settings, mutual_information
+from ibjax.mi import ESTIMATORS, MIError, Settings, estimate, mutual_information
 from ibjax.mi import _kde as kde
 from ibjax.mi._estimators import estimate_columns
 
@@ -305,14 +305,15 @@ def test_all_estimators_in_one_trained_relu_program_match_standalone_calls():
     steps = Steps(jnp.asarray([0, 3], jnp.int32), jnp.asarray([True, True]))
     state, measured = jax.jit(trainer.run_steps)(state, trainer.device_data(data), steps)
     assert measured.ixt.shape == (2, len(NAMES), 3)
-    layers = trainer.layer_activations(state.params, trainer.device_data(data))
-    assert float(jnp.max(layers[0])) > 1.0  # relu values beyond the tanh range
-    for e, name in enumerate(NAMES):
-        kwargs = {"bin_range": "layer", "kde_variance": 1e-2}
-        for layer, t in enumerate(layers):
-            want = mutual_information(np.asarray(t).T, data.y, name, num_classes=2, **kwargs)
-            np.testing.assert_allclose([measured.ixt[1, e, layer], measured.ity[1, e, layer]],
-                                       want, atol=tolerance(name) + 1e-5, err_msg=name)
+    layers = [np.asarray(t).T for t in
+              trainer.layer_activations(state.params, trainer.device_data(data))]
+    assert float(np.max(layers[0])) > 1.0  # relu values beyond the tanh range
+    for e, name in enumerate(NAMES):  # each estimator alone, every layer in one program
+        want = jax.jit(lambda ls, y, n=name: estimate(
+            ls, y, (n,), num_classes=2, bin_range="layer", kde_variance=1e-2))(layers, data.y)
+        for got, expected in zip((measured.ixt[1, e], measured.ity[1, e]), want, strict=True):
+            np.testing.assert_allclose(got, expected[0], atol=tolerance(name) + 1e-5,
+                                       err_msg=name)
 
 
 @pytest.mark.parametrize("name", ["binning", "binning-width", "equal-mass"])
