@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 import ibjax
-from ibjax import initial_weights, native_products, program
+from ibjax import initial_weights, native, program
 from ibjax.cache import cache_dir
 from ibjax.compiling import compiling, threefry_unrolled_on_cpu
 from ibjax.hardware import hardware_info
@@ -292,7 +292,7 @@ def whole_command() -> list[dict]:
     """Per estimator set, ``ibjax run`` of 16 seeds x 2 epochs: cold caches, then warm (the
     native products' library, built once per machine, is there in both)."""
     rows = []
-    native_products.available()  # built once per machine: copied, not rebuilt, below
+    native.available()  # built once per machine: copied, not rebuilt, below
     for estimators in ESTIMATOR_SETS:
         name = ",".join(estimators)
         with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:

@@ -3,7 +3,7 @@
 - ``jax/``: JAX's persistent compilation cache (the command line turns it on, see
   :func:`ibjax.cli.use_compilation_cache`);
 - ``programs/``: traced programs, kept while JAX's cache is on (:mod:`ibjax.program_cache`);
-- ``native/``: the built native products library (:mod:`ibjax.native_products`).
+- ``native/``: the built library of ibjax's native CPU routines (:mod:`ibjax.native`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ibjax import initial_weights, native_products
+from ibjax import initial_weights, native, native_products
 from ibjax.config import ConfigError
 from ibjax.quantization import quantize_activation
 
@@ -87,7 +87,7 @@ def layer_products(choice: str, shapes: list[tuple[int, int]], platform: str) ->
     Args:
       choice: one of ``ibjax.config.LAYER_PRODUCTS``; ``"auto"`` picks ``"native"`` on CPUs
         for layers of at most :data:`NATIVE_MAX_WEIGHTS` weights where
-        :func:`ibjax.native_products.available`, ``"broadcast"`` on GPUs for layers of at most
+        :func:`ibjax.native.available`, ``"broadcast"`` on GPUs for layers of at most
         :data:`BROADCAST_MAX_WEIGHTS` weights, else ``"matmul"``.
       shapes: each layer's kernel shape ``(in, out)``, input to output.
       platform: the JAX platform the program runs on (``jax.Device.platform``: cpu, gpu, tpu).
@@ -100,13 +100,13 @@ def layer_products(choice: str, shapes: list[tuple[int, int]], platform: str) ->
         if platform != "cpu":
             raise ConfigError(f"layer_product='native' runs on CPUs only, not on {platform}; "
                              "use 'auto', 'matmul' or 'broadcast'")
-        if not native_products.available():
+        if not native.available():
             raise ConfigError("layer_product='native' is not available here: "
-                             f"{native_products.unavailable_reason()}")
+                             f"{native.unavailable_reason()}")
     if choice != "auto":
         return tuple(choice for _ in shapes)
     if platform == "cpu":
-        small, fast = NATIVE_MAX_WEIGHTS, "native" if native_products.available() else "matmul"
+        small, fast = NATIVE_MAX_WEIGHTS, "native" if native.available() else "matmul"
     else:
         small, fast = BROADCAST_MAX_WEIGHTS, "broadcast" if platform == "gpu" else "matmul"
     return tuple(fast if fan_in * fan_out <= small else "matmul" for fan_in, fan_out in shapes)

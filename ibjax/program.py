@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ibjax import initial_weights, native_products, program_cache
+from ibjax import initial_weights, native, program_cache
 from ibjax.compiling import compiling, threefry_unrolled_on_cpu
 from ibjax.config import Config, snapshot_epochs
 from ibjax.plan import Plan, make_plan
@@ -82,7 +82,7 @@ def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
                                  training_group_size(training_group, devices[0].platform))
     local_steps = batched_steps(trainer) if groups == 1 else grouped_steps(trainer, groups)
     # Each device runs the segment on its own networks, so XLA partitions nothing: a custom
-    # call (the native products) has no partitioning rule, and under jit's automatic
+    # call (ibjax's native routines) has no partitioning rule, and under jit's automatic
     # partitioning would be computed for all networks on every device.
     steps_fn = jax.shard_map(local_steps, mesh=by_seed.mesh,
                              in_specs=(by_seed.spec, replicated.spec, replicated.spec),
@@ -109,7 +109,8 @@ def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
             and program_cache.enabled()):
         key = program_cache.program_key(
             config, spec, num_seeds, [(d.platform, d.device_kind, d.id) for d in devices],
-            target_segments, groups, plan, trainer.layer_products, _tracing_flags())
+            target_segments, groups, plan, trainer.layer_products,
+            trainer.discrete_counting, _tracing_flags())
     bits_options = _bits_options(devices[0].platform)
     # init compiles in a thread beside the segment: XLA releases the GIL.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -146,10 +147,10 @@ def _tracing_flags() -> tuple:
 
 
 def _checks() -> list:
-    # The native products are custom calls that jax.export does not know; every process that
-    # runs a stored program registers them first (ibjax.native_products, via make_trainer).
+    # ibjax's native routines are custom calls that jax.export does not know; every process
+    # that runs a stored program registers them first (ibjax.native, via make_trainer).
     return [jax.export.DisabledSafetyCheck.custom_call(target)
-            for target in native_products.FFI_TARGETS]
+            for target in native.FFI_TARGETS]
 
 
 def _bits_options(platform: str) -> dict | None:

@@ -170,6 +170,9 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
       RunInterrupted: Ctrl-C; the finished segments are in the checkpoint, if one was asked for.
     """
     config, seeds, dataset = prepare(config, seeds, data, model)
+    if progress is not None and not callable(progress):
+        raise ConfigError("progress must be None or a function called with a Progress, got "
+                          f"{progress!r}")
     if isinstance(target_segments, bool) or not isinstance(target_segments, int) or (
             target_segments < 1):
         raise ConfigError(f"target_segments must be an integer >= 1, got {target_segments!r}")

@@ -23,10 +23,13 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from ibjax import native
 from ibjax.config import Config, ConfigError, num_train
 from ibjax.data import Dataset
+from ibjax.mi._entropy import counting_by
 from ibjax.mi._estimators import estimate_columns
 from ibjax.minibatches import binary_code_layout, make_batcher
+from ibjax.native_counting import discrete_mi_limbs
 from ibjax.network import make_network
 from ibjax.permutation import permutation
 from ibjax.recorder import gradient_stats
@@ -192,6 +195,9 @@ class Trainer(NamedTuple):
       layer_products: each Dense layer's product of the MLP, ``"matmul"``, ``"broadcast"`` or
         ``"native"`` (``config.layer_product`` resolved for the platform, see
         :func:`ibjax.model.layer_products`); empty for other models.
+      discrete_counting: how the discrete estimators count groups of equal rows:
+        ``"native"`` (ibjax's CPU routine, :mod:`ibjax.native_counting`; the CPU default where
+        it builds) or ``"xla"`` (sorts in the program); the same bits either way.
       num_mi_rows: rows the estimators measure on (``config.mi_samples`` resolved).
       spec: the :class:`DataSpec` the functions were built for.
       config: the configuration they were built for.
@@ -216,6 +222,7 @@ class Trainer(NamedTuple):
     layer_widths: tuple[int, ...]
     layer_names: tuple[str, ...]
     layer_products: tuple[str, ...]
+    discrete_counting: str
     num_mi_rows: int
     spec: DataSpec
     config: Config
@@ -234,6 +241,12 @@ def mi_sample_rows(mi_samples: str | int, num_samples: int, num_test: int) -> np
     if mi_samples == "test":
         return np.arange(num_samples, total)
     return np.sort(np.random.default_rng(0).permutation(total)[:mi_samples])
+
+
+def discrete_counting_for(platform: str) -> str:
+    """``"native"`` on CPUs where ibjax's native routines build (:func:`ibjax.native.available`),
+    else ``"xla"``: how a trainer's discrete estimators count (see :class:`Trainer`)."""
+    return "native" if platform == "cpu" and native.available() else "xla"
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
@@ -430,8 +443,15 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
             return layers
         return [t.reshape(t.shape[0], -1).T for t in layers]
 
+    counting = discrete_counting_for(platform)
+    limbs_fn = discrete_mi_limbs if counting == "native" else None
+
     def measure(state: TrainState, data: Data) -> tuple[jax.Array, ...]:
         """MI per layer (on the MI rows) and loss/accuracy at the current parameters."""
+        with counting_by(limbs_fn):  # decides how the traced estimators count
+            return measure_traced(state, data)
+
+    def measure_traced(state: TrainState, data: Data) -> tuple[jax.Array, ...]:
         logits, layers = network.apply(state.params, model_input(data.x))
         if mi_rows is not None:
             layers = mi_layers(state.params, data)
@@ -524,7 +544,8 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
                    finish_epochs=finish_epochs, batch_valid=batch_valid_np,
                    layer_activations=mi_layers, num_layers=num_layers, layer_widths=widths,
                    layer_names=network.layer_names, layer_products=network.layer_products,
-                   num_mi_rows=num_mi_rows, spec=spec, config=config, platform=platform)
+                   discrete_counting=counting, num_mi_rows=num_mi_rows, spec=spec,
+                   config=config, platform=platform)
     if config.training_kernel == "fused":
         from ibjax.fused_epoch import unsupported_reason  # it builds on this module
 

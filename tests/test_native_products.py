@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ibjax import native_products
+from ibjax import native, native_products
 from ibjax.config import ConfigError
 from ibjax.model import dense_product, layer_products
 
@@ -36,8 +36,8 @@ SHAPES = [(12, 10, 512), (10, 7, 512), (3, 2, 4096), (1, 1, 1), (5, 4, 7), (7, 5
 
 @needs_compiler
 def test_builds_here():
-    assert native_products.available(), native_products.unavailable_reason()
-    assert native_products.unavailable_reason() is None
+    assert native.available(), native.unavailable_reason()
+    assert native.unavailable_reason() is None
 
 
 @needs_compiler
@@ -85,17 +85,20 @@ def test_auto_uses_native_products_on_cpus_only():
 
 @pytest.mark.parametrize(("compiler", "reason"), [
     ("no-such-compiler", "no C++ compiler ('{}' not found"),
-    ("false", "building or loading native_products.cc failed: false failed"),  # exits 1
+    ("false", "building or loading native_products.cc and native_counting.cc failed: "
+              "false failed"),  # exits 1
 ])
 def test_without_a_compiler_auto_falls_back_to_matmul(tmp_path, compiler, reason):
-    """No working compiler: "auto" is XLA's matmul, "native" a ConfigError saying why."""
+    """No working compiler: "auto" is XLA's matmul, "native" a ConfigError saying why, and the
+    discrete estimators count in XLA."""
     script = """
 import json
-from ibjax import native_products
+from ibjax import native
 from ibjax.config import ConfigError
 from ibjax.model import layer_products
-out = {"available": native_products.available(), "reason": native_products.unavailable_reason(),
-       "auto": layer_products("auto", [(12, 10)], "cpu")}
+from ibjax.train import discrete_counting_for
+out = {"available": native.available(), "reason": native.unavailable_reason(),
+       "auto": layer_products("auto", [(12, 10)], "cpu"), "counting": discrete_counting_for("cpu")}
 try:
     layer_products("native", [(12, 10)], "cpu")
 except ConfigError as err:
@@ -114,6 +117,7 @@ print(json.dumps(out))
     assert out["available"] is False
     assert out["reason"].startswith(reason)
     assert out["auto"] == ["matmul"]
+    assert out["counting"] == "xla"
     assert out["error"] == f"layer_product='native' is not available here: {out['reason']}"
     assert not list(tmp_path.glob("cache/**/*.so"))  # nothing half-built left behind
 
@@ -125,6 +129,6 @@ def test_an_unwritable_cache_builds_the_same_library_for_this_process(tmp_path, 
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     monkeypatch.setenv("IBJAX_CACHE_DIR", str(blocked))
-    built = native_products._build(os.environ.get("CXX") or "c++")
+    built = native._build(os.environ.get("CXX") or "c++")
     assert built.is_file() and not str(built).startswith(str(blocked))
-    assert built.name.startswith("libibjax_native_products-")
+    assert built.name.startswith("libibjax_native-")

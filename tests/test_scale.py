@@ -152,3 +152,5 @@ def test_one_segment_equals_many():
     assert_same_trajectories(many, one)
     with pytest.raises(ibjax.ConfigError, match="target_segments"):
         ibjax.run(CONFIG, target_segments=0)
+    with pytest.raises(ibjax.ConfigError, match="progress must be None or a function"):
+        ibjax.run(CONFIG, progress=False)

@@ -5,7 +5,7 @@ import optax
 import pytest
 
 import ibjax
-from ibjax import native_products, program
+from ibjax import native, program
 from ibjax.config import Config
 from ibjax.data import load_var_u
 from ibjax.model import MLP, layer_products
@@ -13,7 +13,7 @@ from ibjax.train import Steps, make_trainer
 
 SMALL = {"hidden": (4, 3), "num_epochs": 6, "snapshots": "every:2"}
 NATIVE = pytest.param("native", marks=pytest.mark.skipif(
-    jax.default_backend() != "cpu" or not native_products.available(),
+    jax.default_backend() != "cpu" or not native.available(),
     reason="native products run on CPUs, and need a C++ compiler to build"))
 
 
@@ -96,9 +96,9 @@ def test_first_epoch_matches_an_independent_training_loop():
 def test_layer_products_resolve_by_platform_and_size():
     shapes = [(12, 10), (10, 7), (300, 200)]
     assert layer_products("auto", shapes, "gpu") == ("broadcast", "broadcast", "matmul")
-    native = "native" if native_products.available() else "matmul"
-    assert layer_products("auto", shapes, "cpu") == (native, native, "matmul")
-    assert layer_products("auto", [(32, 32), (32, 33)], "cpu") == (native, "matmul")
+    small = "native" if native.available() else "matmul"
+    assert layer_products("auto", shapes, "cpu") == (small, small, "matmul")
+    assert layer_products("auto", [(32, 32), (32, 33)], "cpu") == (small, "matmul")
     assert layer_products("auto", shapes, "tpu") == ("matmul",) * 3
     assert layer_products("auto", [(16, 16), (16, 17)], "gpu") == ("broadcast", "matmul")
     assert layer_products("broadcast", shapes, "cpu") == ("broadcast",) * 3
@@ -140,7 +140,7 @@ def test_run_end_to_end_and_no_retrace():
     assert np.isfinite(ds.grad_mean.values[:, 1:]).all()
     assert ((ds.train_accuracy >= 0) & (ds.train_accuracy <= 1)).all()
     assert ds.attrs["compile_s"] > 0
-    auto = "native" if native_products.available() else "matmul"  # "auto" on a CPU
+    auto = "native" if native.available() else "matmul"  # "auto" on a CPU
     assert ds.attrs["layer_products"] == ",".join([auto] * 3)
     again = ibjax.run(cfg)
     assert program.TRACE_COUNT["segment"] == traces + 1  # compiled once, reused

@@ -12,8 +12,11 @@ Nothing here changes JAX's global settings (no 64-bit mode).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import jax
@@ -239,10 +242,16 @@ def combine_entropies(*signed_sizes: tuple[int, jax.Array]) -> jax.Array:
     table = fixed_point_table(num_samples, sum(s.shape[0] for _, s in signed_sizes))
     limbs = jnp.asarray(table.limbs)
     totals = sum(sign * jnp.sum(limbs[sizes], axis=0) for sign, sizes in signed_sizes)
+    return bits_from_limbs(totals, table)
+
+
+def bits_from_limbs(totals: jax.Array, table: FixedPointTable) -> jax.Array:
+    """A sum of fixed-point terms of ``table``, given as its int32 limb sums ``[num_limbs]``
+    (least significant first), as float32 bits (about one rounding)."""
     # Carry each limb's excess into the next, so every limb but the top one is in
     # [0, 2**limb_bits); then each limb, scaled by its power of two, is an exact float32.
     parts, carry = [], jnp.int32(0)
-    num_limbs = limbs.shape[1]
+    num_limbs = table.limbs.shape[1]
     for i in range(num_limbs):
         limb = totals[i] + carry
         if i < num_limbs - 1:
@@ -251,6 +260,30 @@ def combine_entropies(*signed_sizes: tuple[int, jax.Array]) -> jax.Array:
         scale = np.float32(2.0 ** (table.limb_bits * i - table.frac_bits))
         parts.append(limb.astype(jnp.float32) * scale)
     return accurate_sum(jnp.stack(parts))
+
+
+# The function that counts groups for mutual_informations, or None for the sorts below (see
+# counting_by).
+_COUNTING: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
+    "ibjax_discrete_counting", default=None)
+
+
+@contextlib.contextmanager
+def counting_by(limbs_fn: Callable | None) -> Iterator[None]:
+    """Within the block, :func:`mutual_informations` (traced) gets its limb sums from
+    ``limbs_fn`` instead of sorting in the program (None: sorting).
+
+    ``limbs_fn(digits, labels, radix, num_classes, table_t, table_ty)``, with ``digits``
+    ``[width, N]`` int32 in ``[0, radix)`` and ``labels`` ``[N]`` int32 in ``[0, num_classes)``,
+    returns the int32 limb sums ``([Lt], [Lty])`` of H(T) with ``table_t`` and of
+    H(T) + H(Y) - H(T, Y) with ``table_ty`` (:class:`FixedPointTable`), exactly as the sorts
+    would (e.g. :mod:`ibjax.native_counting` on a CPU), so the bits are the same.
+    """
+    token = _COUNTING.set(limbs_fn)
+    try:
+        yield
+    finally:
+        _COUNTING.reset(token)
 
 
 def entropy_of_groups(is_new_group: jax.Array) -> jax.Array:
@@ -288,6 +321,14 @@ def mutual_informations(digits: list[jax.Array], radix: int, labels: jax.Array,
     if num_classes is None:
         labels, num_classes = dense_rank(labels), num_samples
     labels = labels.astype(jnp.int32)
+    limbs_fn = _COUNTING.get()
+    if limbs_fn is not None:
+        table_t = fixed_point_table(num_samples, num_samples)
+        table_ty = fixed_point_table(num_samples, 3 * num_samples)  # as _mi_from_groups's
+        stacked = jnp.stack(list(digits)) if isinstance(digits, (list, tuple)) else digits
+        limbs_t, limbs_ty = limbs_fn(stacked.astype(jnp.int32), labels, radix, num_classes,
+                                     table_t, table_ty)
+        return bits_from_limbs(limbs_t, table_t), bits_from_limbs(limbs_ty, table_ty)
     if width > WIDE_LAYER_COLUMNS:
         return _mutual_informations_wide(jnp.stack(list(digits)) if isinstance(
             digits, (list, tuple)) else digits, radix, labels, num_classes)
@@ -322,7 +363,8 @@ def _mutual_informations_wide(digits: jax.Array, radix: int, labels: jax.Array,
     capacity = 2 ** (32 - index_bits)
     if radix > capacity or num_classes > capacity:
         return _mutual_informations_multikey(list(digits), labels)
-    per_chunk = max(1, int(np.floor(np.log(capacity) / np.log(radix) + 1e-9)))
+    per_chunk = width if radix == 1 else max(1, int(np.floor(np.log(capacity) / np.log(radix)
+                                                             + 1e-9)))
     while radix**per_chunk > capacity:
         per_chunk -= 1
     num_chunks = -(-width // per_chunk)

@@ -1,0 +1,239 @@
+// ibjax's CPU routine for the exact counting behind the discrete MI estimators, as an XLA FFI
+// handler (the same integers as ibjax/mi/_entropy.py's sorts, segment sums and table lookups).
+//
+// Built with native_products.cc into one library by ibjax/native.py and called from the
+// compiled JAX program as a custom call (ibjax/native_counting.py):
+//
+//   ibjax_discrete_mi_limbs  digits [..., W, N] int32, labels [..., N] int32
+//                            -> limbs_t [..., Lt] int32, limbs_ty [..., Lty] int32
+//
+// attributes: radix, num_classes (digits lie in [0, radix), labels in [0, num_classes)), and
+// two fixed-point tables, table_t [(N + 1) * Lt] and table_ty [(N + 1) * Lty] (row c: the
+// limbs of -(c/N) log2(c/N), see ibjax.mi._entropy.fixed_point_table). For each batch
+// element the rows T (one digit per column) are grouped with their labels Y:
+//
+//   limbs_t  = sum over the groups of equal rows T of table_t[size]
+//   limbs_ty = sum over T groups of table_ty[size] + sum over classes of table_ty[size]
+//              - sum over the groups of equal (T, Y) of table_ty[size]
+//
+// in int32 arithmetic with wraparound, as the XLA program sums them (the tables are built so
+// that nothing wraps). ibjax.mi._entropy turns the limbs into bits in float32.
+//
+// Leading (batch) dimensions: every operand has as many as the results; each is the results'
+// size or 1 (vmap's "expand_dims": an operand not batched along an axis has size 1 there).
+// Values outside their range are masked into it (garbage in, garbage out, never out of
+// bounds); the Python side passes only in-range values.
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+int BitLength(uint64_t v) {
+  int bits = 0;
+  while (v) {
+    ++bits;
+    v >>= 1;
+  }
+  return bits;
+}
+
+// Offsets (in elements) of each batch element's block in an operand whose leading dimensions
+// are `dims` (each 1 or the batch's size in `batch`), blocks of `block` elements.
+ffi::Error BatchOffsets(ffi::Span<const int64_t> dims, const std::vector<int64_t>& batch,
+                        int64_t block, std::vector<int64_t>* offsets) {
+  const size_t rank = batch.size();
+  std::vector<int64_t> stride(rank, 0);
+  int64_t step = block;
+  for (size_t i = rank; i-- > 0;) {
+    if (dims[i] != batch[i] && dims[i] != 1)
+      return ffi::Error::InvalidArgument(
+          "ibjax_discrete_mi_limbs: an operand's batch dimension is neither the results' nor 1");
+    stride[i] = dims[i] == 1 ? 0 : step;
+    step *= dims[i];
+  }
+  int64_t total = 1;
+  for (int64_t b : batch) total *= b;
+  offsets->assign(total, 0);
+  std::vector<int64_t> index(rank, 0);
+  for (int64_t flat = 0; flat < total; ++flat) {
+    int64_t offset = 0;
+    for (size_t i = 0; i < rank; ++i) offset += index[i] * stride[i];
+    (*offsets)[flat] = offset;
+    for (size_t i = rank; i-- > 0;) {  // next multi-index, last dimension fastest
+      if (++index[i] < batch[i]) break;
+      index[i] = 0;
+    }
+  }
+  return ffi::Error::Success();
+}
+
+void AddRow(const int32_t* table, int64_t size, int limbs, uint32_t sign, uint32_t* sums) {
+  for (int l = 0; l < limbs; ++l)
+    sums[l] += sign * static_cast<uint32_t>(table[size * limbs + l]);
+}
+
+// One batch element: the limbs of H(T) (table_t) and of H(T) + H(Y) - H(T, Y) (table_ty).
+class Counter {
+ public:
+  Counter(int64_t width, int64_t n, int64_t radix, int64_t num_classes)
+      : width_(width), n_(n), digit_bits_(BitLength(static_cast<uint64_t>(radix - 1))),
+        label_bits_(BitLength(static_cast<uint64_t>(num_classes - 1))),
+        num_classes_(num_classes), order_(n), labels_(n), class_sizes_(num_classes) {
+    digit_mask_ = digit_bits_ == 0 ? 0 : (~uint64_t{0} >> (64 - digit_bits_));
+    label_mask_ = label_bits_ == 0 ? 0 : (~uint64_t{0} >> (64 - label_bits_));
+    per_word_ = digit_bits_ == 0 ? width_ + 1 : 64 / digit_bits_;
+    words_ = width_ == 0 ? 0 : (width_ + per_word_ - 1) / per_word_;
+    one_key_ = width_ * digit_bits_ + label_bits_ <= 64;
+    if (one_key_) keys_.resize(n);
+    else row_words_.resize(n * std::max<int64_t>(words_, 1));
+  }
+
+  void Count(const int32_t* digits, const int32_t* labels, ffi::Span<const int32_t> table_t,
+             int limbs_t, ffi::Span<const int32_t> table_ty, int limbs_ty, int32_t* out_t,
+             int32_t* out_ty) {
+    std::vector<uint32_t> sum_t(limbs_t, 0), sum_ty(limbs_ty, 0);
+    std::fill(class_sizes_.begin(), class_sizes_.end(), 0);
+    for (int64_t i = 0; i < n_; ++i) {
+      labels_[i] = static_cast<uint64_t>(static_cast<uint32_t>(labels[i])) & label_mask_;
+      if (labels_[i] < static_cast<uint64_t>(num_classes_)) ++class_sizes_[labels_[i]];
+    }
+    if (one_key_) {
+      for (int64_t i = 0; i < n_; ++i) {
+        uint64_t key = 0;
+        for (int64_t w = 0; w < width_; ++w)
+          key = (key << digit_bits_) |
+                (static_cast<uint64_t>(static_cast<uint32_t>(digits[w * n_ + i])) & digit_mask_);
+        keys_[i] = label_bits_ == 0 ? key : (key << label_bits_) | labels_[i];
+      }
+      std::sort(keys_.begin(), keys_.end());
+      const int shift = label_bits_;
+      Runs([&](int64_t a, int64_t b) { return (keys_[a] >> shift) == (keys_[b] >> shift); },
+           [&](int64_t a, int64_t b) { return keys_[a] == keys_[b]; }, table_t, limbs_t,
+           table_ty, limbs_ty, sum_t.data(), sum_ty.data());
+    } else {
+      const int64_t k = std::max<int64_t>(words_, 1);
+      std::fill(row_words_.begin(), row_words_.end(), 0);
+      for (int64_t w = 0; w < width_; ++w) {
+        const int64_t word = w / per_word_;
+        for (int64_t i = 0; i < n_; ++i) {
+          uint64_t& slot = row_words_[i * k + word];
+          slot = (slot << digit_bits_) |
+                 (static_cast<uint64_t>(static_cast<uint32_t>(digits[w * n_ + i])) & digit_mask_);
+        }
+      }
+      std::iota(order_.begin(), order_.end(), 0);
+      const uint64_t* rows = row_words_.data();
+      const uint64_t* lab = labels_.data();
+      std::sort(order_.begin(), order_.end(), [&](int64_t a, int64_t b) {
+        for (int64_t j = 0; j < k; ++j)
+          if (rows[a * k + j] != rows[b * k + j]) return rows[a * k + j] < rows[b * k + j];
+        return lab[a] < lab[b];
+      });
+      auto same_row = [&](int64_t a, int64_t b) {
+        const int64_t ra = order_[a], rb = order_[b];
+        for (int64_t j = 0; j < k; ++j)
+          if (rows[ra * k + j] != rows[rb * k + j]) return false;
+        return true;
+      };
+      Runs(same_row,
+           [&](int64_t a, int64_t b) { return same_row(a, b) && lab[order_[a]] == lab[order_[b]]; },
+           table_t, limbs_t, table_ty, limbs_ty, sum_t.data(), sum_ty.data());
+    }
+    for (int64_t c = 0; c < num_classes_; ++c)
+      AddRow(table_ty.begin(), class_sizes_[c], limbs_ty, 1u, sum_ty.data());
+    for (int l = 0; l < limbs_t; ++l) out_t[l] = static_cast<int32_t>(sum_t[l]);
+    for (int l = 0; l < limbs_ty; ++l) out_ty[l] = static_cast<int32_t>(sum_ty[l]);
+  }
+
+ private:
+  // Walks the sorted rows: runs of equal T add their size's limbs (table_t to sum_t, table_ty
+  // to sum_ty), runs of equal (T, Y) subtract theirs from sum_ty.
+  template <typename SameRow, typename SameRowLabel>
+  void Runs(SameRow same_row, SameRowLabel same_row_label, ffi::Span<const int32_t> table_t,
+            int limbs_t, ffi::Span<const int32_t> table_ty, int limbs_ty, uint32_t* sum_t,
+            uint32_t* sum_ty) {
+    int64_t row_start = 0, pair_start = 0;
+    for (int64_t i = 1; i <= n_; ++i) {
+      const bool row_ends = i == n_ || !same_row(i - 1, i);
+      const bool pair_ends = row_ends || !same_row_label(i - 1, i);
+      if (pair_ends) {
+        AddRow(table_ty.begin(), i - pair_start, limbs_ty, ~0u, sum_ty);  // -1 in uint32
+        pair_start = i;
+      }
+      if (row_ends) {
+        AddRow(table_t.begin(), i - row_start, limbs_t, 1u, sum_t);
+        AddRow(table_ty.begin(), i - row_start, limbs_ty, 1u, sum_ty);
+        row_start = i;
+      }
+    }
+  }
+
+  int64_t width_, n_;
+  int digit_bits_, label_bits_;
+  int64_t num_classes_;
+  uint64_t digit_mask_ = 0, label_mask_ = 0;
+  int64_t per_word_ = 1, words_ = 0;
+  bool one_key_ = true;
+  std::vector<int64_t> order_;
+  std::vector<uint64_t> labels_, keys_, row_words_;
+  std::vector<int64_t> class_sizes_;
+};
+
+ffi::Error DiscreteMiLimbs(ffi::Buffer<ffi::S32> digits, ffi::Buffer<ffi::S32> labels,
+                           ffi::Result<ffi::Buffer<ffi::S32>> out_t,
+                           ffi::Result<ffi::Buffer<ffi::S32>> out_ty, int64_t radix,
+                           int64_t num_classes, ffi::Span<const int32_t> table_t,
+                           ffi::Span<const int32_t> table_ty) {
+  auto dd = digits.dimensions();
+  auto ld = labels.dimensions();
+  auto td = out_t->dimensions();
+  auto tyd = out_ty->dimensions();
+  const size_t rank = td.size() - 1;  // batch dimensions
+  if (dd.size() != rank + 2 || ld.size() != rank + 1 || tyd.size() != rank + 1)
+    return ffi::Error::InvalidArgument(
+        "ibjax_discrete_mi_limbs: digits [..., W, N], labels [..., N], results [..., L]");
+  const int64_t width = dd[rank], n = dd[rank + 1];
+  const int64_t limbs_t = td[rank], limbs_ty = tyd[rank];
+  if (ld[rank] != n || n < 1 || radix < 1 || num_classes < 1 ||
+      static_cast<int64_t>(table_t.size()) != (n + 1) * limbs_t ||
+      static_cast<int64_t>(table_ty.size()) != (n + 1) * limbs_ty)
+    return ffi::Error::InvalidArgument(
+        "ibjax_discrete_mi_limbs: labels, tables or attributes do not match the digits");
+  std::vector<int64_t> batch(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    batch[i] = td[i];
+    if (tyd[i] != td[i])
+      return ffi::Error::InvalidArgument("ibjax_discrete_mi_limbs: results' batch differs");
+  }
+  std::vector<int64_t> digit_at, label_at;
+  ffi::Error err = BatchOffsets(dd, batch, width * n, &digit_at);
+  if (err.failure()) return err;
+  err = BatchOffsets(ld, batch, n, &label_at);
+  if (err.failure()) return err;
+  Counter counter(width, n, radix, num_classes);
+  for (size_t b = 0; b < digit_at.size(); ++b)
+    counter.Count(digits.typed_data() + digit_at[b], labels.typed_data() + label_at[b],
+                  table_t, static_cast<int>(limbs_t), table_ty, static_cast<int>(limbs_ty),
+                  out_t->typed_data() + b * limbs_t, out_ty->typed_data() + b * limbs_ty);
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxDiscreteMiLimbs, DiscreteMiLimbs,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::Buffer<ffi::S32>>()
+                                  .Attr<int64_t>("radix")
+                                  .Attr<int64_t>("num_classes")
+                                  .Attr<ffi::Span<const int32_t>>("table_t")
+                                  .Attr<ffi::Span<const int32_t>>("table_ty"));

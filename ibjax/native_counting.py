@@ -1,0 +1,52 @@
+"""The discrete estimators' exact counting through ibjax's own CPU routine
+(``native_counting.cc``).
+
+Every discrete estimator (binning, binning-width, equal-mass) ends in
+:func:`ibjax.mi._entropy.mutual_informations`: sort the rows of bin indices with their labels,
+count the groups of equal rows, and sum each group's fixed-point entropy term. XLA compiles
+that into ~200 small kernels per program (sorts, prefix sums, segment sums, table lookups)
+and spends ~1.5 s of a 2-core CPU's compile on them for the paper network's six layers. On a
+CPU, ibjax's trainer instead calls one FFI handler per layer (:func:`discrete_mi_limbs`), which
+sorts and counts in C++ and returns the same integer limb sums, so the bits are the same as
+the XLA path's, bit for bit (``tests/test_native_counting.py``). The library is built on first
+use (:mod:`ibjax.native`); where it cannot be, the trainer counts in XLA.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ibjax import native
+from ibjax.mi._entropy import FixedPointTable
+
+
+def discrete_mi_limbs(digits: jax.Array, labels: jax.Array, radix: int, num_classes: int,
+                      table_t: FixedPointTable, table_ty: FixedPointTable) -> tuple[
+                          jax.Array, jax.Array]:
+    """The int32 limb sums of H(T) and of H(T) + H(Y) - H(T, Y), counted natively.
+
+    Args:
+      digits: ``[width, N]`` int32, each in ``[0, radix)``: row i of T is ``digits[:, i]``.
+      labels: ``[N]`` int32 in ``[0, num_classes)``.
+      radix, num_classes: the digits' and labels' number of values.
+      table_t, table_ty: the fixed-point tables of the two sums (``N + 1`` rows).
+
+    Returns:
+      ``([Lt], [Lty])`` int32, the limbs of :func:`ibjax.mi._entropy.bits_from_limbs`.
+      Vmappable (the handler loops over the vmapped axes); runs on CPUs only.
+
+    Raises:
+      RuntimeError: ibjax's native routines cannot be built here (the reason said).
+    """
+    native.require("the native counting")
+    results = (jax.ShapeDtypeStruct((table_t.limbs.shape[1],), jnp.int32),
+               jax.ShapeDtypeStruct((table_ty.limbs.shape[1],), jnp.int32))
+    # expand_dims: an operand not vmapped (the labels, usually) keeps size 1 on that axis
+    # instead of being copied for every seed; the handler broadcasts it.
+    return jax.ffi.ffi_call(native.DISCRETE_MI_LIMBS, results, vmap_method="expand_dims")(
+        digits.astype(jnp.int32), labels.astype(jnp.int32), radix=np.int64(radix),
+        num_classes=np.int64(num_classes),
+        table_t=np.ascontiguousarray(table_t.limbs, np.int32).reshape(-1),
+        table_ty=np.ascontiguousarray(table_ty.limbs, np.int32).reshape(-1))

@@ -1,0 +1,135 @@
+"""ibjax's native counting for the discrete estimators against the XLA path's sorts (the
+independent implementation in ``ibjax.mi._entropy``): the same bits, exactly.
+
+Needs a C++ compiler and JAX on a CPU (skipped with that reason elsewhere);
+``tests/test_native_products.py`` checks what a machine without a compiler gets.
+"""
+
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ibjax
+from ibjax import native, train
+from ibjax.mi import _entropy
+from ibjax.mi._estimators import Settings, estimate_columns
+from ibjax.native_counting import discrete_mi_limbs
+from ibjax.train import make_trainer
+
+pytestmark = pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX") or "c++") is None or jax.default_backend() != "cpu",
+    reason="no C++ compiler ($CXX or c++) to build ibjax's native routines, or JAX's default "
+           "backend is not a CPU")
+
+
+def both_ways(fn, *args):
+    """``jax.jit(fn)(*args)`` with the sorts, and with the native counting, as NumPy."""
+
+    def counted(*args):  # the choice is read while tracing: inside, so jit's cache sees it
+        with _entropy.counting_by(discrete_mi_limbs):
+            return fn(*args)
+
+    xla, native_ = jax.jit(fn).lower(*args), jax.jit(counted).lower(*args)
+    assert "ibjax_discrete_mi_limbs" not in xla.as_text()
+    assert "ibjax_discrete_mi_limbs" in native_.as_text()
+    return (jax.tree.map(np.asarray, xla.compile()(*args)),
+            jax.tree.map(np.asarray, native_.compile()(*args)))
+
+
+def assert_same_bits(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        assert x.tobytes() == y.tobytes(), (x, y)
+
+
+# (samples, columns, radix, classes, digit values drawn): one row; all rows equal; every row
+# distinct; the paper's 30 bins on a 10-unit layer (one 64-bit key); rows that need several
+# words (wide layers, radix = N as binning-width uses); more columns than the XLA path sorts
+# in one program (> 24); labels not given (any integers, dense-ranked); a large N (the tables'
+# limbs change with N).
+CASES = [
+    (1, 3, 30, 2, 30), (2, 1, 2, 2, 2), (64, 5, 30, 2, 1), (100, 4, 4096, 3, 4096),
+    (4096, 10, 30, 2, 30), (4096, 3, 30, 2, 4), (512, 13, 4096, 10, 4096),
+    (300, 40, 30, 2, 3), (257, 30, 2, 2, 2), (1000, 7, 31, None, 31), (1, 1, 1, 1, 1),
+    (20_000, 6, 30, 5, 6),
+]
+
+
+@pytest.mark.parametrize(("n", "width", "radix", "classes", "spread"), CASES)
+def test_the_same_bits_as_the_sorts(n, width, radix, classes, spread):
+    """Four random draws per case, vmapped; labels in [0, classes), or arbitrary integers."""
+    rng = np.random.default_rng(n * 31 + width)
+    digits = jnp.asarray(rng.integers(0, spread, (4, width, n)), jnp.int32)
+    if classes is None:
+        labels = jnp.asarray(rng.integers(-10**9, 10**9, n), jnp.int32)
+    else:
+        labels = jnp.asarray(rng.integers(0, classes, n), jnp.int32)
+
+    def mi(d, y):
+        return _entropy.mutual_informations(d, radix, y, classes)
+
+    xla, counted = both_ways(jax.vmap(mi, (0, None)), digits, labels)
+    assert_same_bits(xla, counted)
+    ixt, ity = xla
+    assert np.all((ixt >= 0) & (ity >= -1e-6) & (ity <= ixt + 1e-6))
+
+
+def test_labels_batched_alone_together_or_on_another_axis():
+    """The handler broadcasts operands whose vmapped axes have size 1 (expand_dims)."""
+    rng = np.random.default_rng(0)
+    digits = jnp.asarray(rng.integers(0, 30, (3, 5, 256)), jnp.int32)
+    labels = jnp.asarray(rng.integers(0, 2, (2, 256)), jnp.int32)
+
+    def mi(d, y):
+        return _entropy.mutual_informations(d, 30, y, 2)
+
+    for fn, args in [(jax.vmap(mi, (0, None)), (digits, labels[0])),
+                     (jax.vmap(mi, (None, 0)), (digits[0], labels)),
+                     (jax.vmap(mi, (0, 0)), (digits[:2], labels)),
+                     (jax.vmap(jax.vmap(mi, (0, None)), (None, 0)), (digits, labels))]:
+        xla, counted = both_ways(fn, *args)
+        assert_same_bits(xla, counted)
+
+
+@pytest.mark.parametrize("name", ["binning", "binning-width", "equal-mass"])
+def test_the_estimators_give_the_same_bits_on_hard_layers(name):
+    """Activations on the bin edges, huge, constant, NaN, and a wide layer: every discrete
+    estimator, with the native counting, gives the bits of the sorts."""
+    rng = np.random.default_rng(1)
+    n = 777
+    edges = np.linspace(-1, 1, 30).astype(np.float32)
+    layers = [rng.standard_normal((10, n)).astype(np.float32),
+              rng.choice(edges, (3, n)).astype(np.float32),           # exactly on edges
+              (rng.standard_normal((4, n)) * 1e30).astype(np.float32),
+              np.full((2, n), 0.25, np.float32),                      # one state
+              np.where(rng.random((5, n)) < 0.1, np.nan, 0.5).astype(np.float32),
+              np.tanh(rng.standard_normal((64, n))).astype(np.float32)]
+    y = jnp.asarray(rng.integers(0, 3, n), jnp.int32)
+    settings = Settings().checked()
+    for t in layers:
+        xla, counted = both_ways(
+            lambda t, y: estimate_columns(t, y, 3, (name,), settings), jnp.asarray(t), y)
+        assert_same_bits(xla, counted)
+
+
+def test_the_trainer_counts_natively_on_cpus_and_measures_the_same():
+    """A CPU trainer counts natively (a GPU's in XLA); a short run of every discrete
+    estimator, with its null baseline, gives the same results file either way."""
+    assert native.available(), native.unavailable_reason()
+    data = ibjax.load_var_u()
+    config = ibjax.Config(num_seeds=3, num_epochs=8, hidden=(5, 3), snapshots="every:4",
+                          estimators=("binning", "binning-width", "equal-mass"), null=True)
+    assert make_trainer(config, data).discrete_counting == "native"
+    assert train.discrete_counting_for("gpu") == "xla"
+    counted = ibjax.run(config, data=data, )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "discrete_counting_for", lambda platform: "xla")
+        assert make_trainer(config, data).discrete_counting == "xla"
+        sorted_ = ibjax.run(config, data=data, )
+    for name in ("ixt", "ity", "ity_null"):
+        assert_same_bits(sorted_[name].values, counted[name].values)
+    assert np.isfinite(counted["ixt"].values).all()
