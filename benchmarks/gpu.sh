@@ -42,7 +42,7 @@
 #    the fused kernel (the real Triton kernel against XLA):
 #   FUSED=0 SEEDS= BIG_SEEDS= COMPILE_STEP_S=200 ABLATE=0 TESTS=1 TESTS_STEP_S=150 \
 #     TEST_ARGS="tests/test_initial_weights.py \
-#     tests/test_fused_epoch.py::test_paper_network_two_epochs_per_call" EST_SEEDS=0 \
+#     tests/test_fused_epoch.py::test_diverging_seeds_are_flagged_at_their_epoch_and_leave_the_others_alone" EST_SEEDS=0 \
 #     ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
 # From the repository root:
 #   bash benchmarks/gpu.sh
@@ -105,7 +105,7 @@ if [ "${TESTS:-1}" = 1 ]; then
     tests/test_minibatches.py tests/test_binning.py::test_both_bin_index_paths_count_edges_exactly \
     tests/test_train.py::test_products_train_like_matrix_products tests/test_segment.py \
     tests/test_native_products.py tests/test_initial_weights.py \
-    tests/test_fused_epoch.py::test_paper_network_two_epochs_per_call}
+    tests/test_fused_epoch.py::test_diverging_seeds_are_flagged_at_their_epoch_and_leave_the_others_alone}
 fi
 if [ "${EST_SEEDS:-100}" != 0 ]; then
   step 150 "$py" benchmarks/estimators.py --seeds "${EST_SEEDS:-100}" --repeats 2 \

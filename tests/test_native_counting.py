@@ -110,26 +110,37 @@ def test_the_estimators_give_the_same_bits_on_hard_layers(name):
               np.tanh(rng.standard_normal((64, n))).astype(np.float32)]
     y = jnp.asarray(rng.integers(0, 3, n), jnp.int32)
     settings = Settings().checked()
-    for t in layers:
-        xla, counted = both_ways(
-            lambda t, y: estimate_columns(t, y, 3, (name,), settings), jnp.asarray(t), y)
-        assert_same_bits(xla, counted)
+
+    def every_layer(layers, y):
+        return [estimate_columns(t, y, 3, (name,), settings) for t in layers]
+
+    xla, counted = both_ways(every_layer, [jnp.asarray(t) for t in layers], y)
+    assert_same_bits(xla, counted)
 
 
 def test_the_trainer_counts_natively_on_cpus_and_measures_the_same():
-    """A CPU trainer counts natively (a GPU's in XLA); a short run of every discrete
-    estimator, with its null baseline, gives the same results file either way."""
+    """A CPU trainer counts natively (a GPU's in XLA), and its measurement of every discrete
+    estimator, with the null baseline, is the XLA path's, bit for bit."""
     assert native.available(), native.unavailable_reason()
     data = ibjax.load_var_u()
-    config = ibjax.Config(num_seeds=3, num_epochs=8, hidden=(5, 3), snapshots="every:4",
+    config = ibjax.Config(num_seeds=3, hidden=(10, 7, 5),
                           estimators=("binning", "binning-width", "equal-mass"), null=True)
-    assert make_trainer(config, data).discrete_counting == "native"
     assert train.discrete_counting_for("gpu") == "xla"
-    counted = ibjax.run(config, data=data, )
+    counting = make_trainer(config, data)
+    assert counting.discrete_counting == "native"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "discrete_counting_for", lambda platform: "xla")
-        assert make_trainer(config, data).discrete_counting == "xla"
-        sorted_ = ibjax.run(config, data=data, )
-    for name in ("ixt", "ity", "ity_null"):
-        assert_same_bits(sorted_[name].values, counted[name].values)
-    assert np.isfinite(counted["ixt"].values).all()
+        sorting = make_trainer(config, data)
+    assert sorting.discrete_counting == "xla"
+    state = jax.jit(jax.vmap(counting.init))(jnp.arange(3), jnp.full(3, 4e-4))
+    device_data = counting.device_data(data)
+
+    def measured(trainer):
+        lowered = jax.jit(jax.vmap(trainer.measure, (0, None))).lower(state, device_data)
+        assert ("ibjax_discrete_mi_limbs" in lowered.as_text()) == (
+            trainer.discrete_counting == "native")
+        return lowered.compile()(state, device_data)[:3]  # ixt, ity, ity_null
+
+    counted, sorted_ = measured(counting), measured(sorting)
+    assert_same_bits(sorted_, counted)
+    assert np.isfinite(np.asarray(counted[0])).all()
