@@ -189,6 +189,12 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
           f"(NaN/inf weights; their later measurements are NaN)\n"
           f"results        {path}\n"
           f"record         {folder.record}", flush=True)
+    if ds.attrs.get("discrete_counting") == "xla" and _on_cpu():  # no C++ compiler
+        from ibjax import native
+
+        print(f"note           ibjax's native CPU routines are not available here "
+              f"({native.unavailable_reason()}), so XLA's slower products and counting were "
+              f"used: same results up to float rounding", flush=True)
     if args.no_plots or part is not None:
         return 0
     try:
@@ -204,6 +210,12 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
     for figure in figures:
         print(f"figure         {figure}")
     return 0
+
+
+def _on_cpu() -> bool:
+    import jax
+
+    return jax.default_backend() == "cpu"
 
 
 def _plot(path: Path, out: Path, args: argparse.Namespace | None = None) -> list[Path]:

@@ -18,6 +18,7 @@ import hashlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -37,7 +38,7 @@ _SYMBOLS = {DENSE_FORWARD: "IbjaxDenseForward", DENSE_BACKWARD_INPUT: "IbjaxDens
             DISCRETE_MI_LIMBS: "IbjaxDiscreteMiLimbs"}
 FFI_TARGETS = tuple(_SYMBOLS)
 """The XLA FFI custom-call targets the library registers (on the CPU platform)."""
-COMPILE_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
+COMPILE_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w", "-pipe")
 COMPILE_TIMEOUT_S = 300
 
 
@@ -57,6 +58,9 @@ def _compiler_version(compiler: str) -> str:
     return out.stdout
 
 
+_PRIVATE_PREFIX = "ibjax-native-"  # a library built for one process (the cache is read-only)
+
+
 def _build(compiler: str) -> Path:
     """Compiles the library into the cache (atomically) unless it is there; returns its path."""
     sources = {name: resources.files("ibjax").joinpath(name).read_bytes() for name in SOURCES}
@@ -71,7 +75,7 @@ def _build(compiler: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         return _compile(compiler, sources, include, path)
     except OSError:  # the cache cannot be written: build for this process, same library
-        private = Path(tempfile.mkdtemp(prefix="ibjax-native-")) / path.name
+        private = Path(tempfile.mkdtemp(prefix=_PRIVATE_PREFIX)) / path.name
         return _compile(compiler, sources, include, private)
 
 
@@ -84,11 +88,19 @@ def _compile(compiler: str, sources: dict[str, bytes], include: str, path: Path)
             files.append(Path(tmp) / name)
             files[-1].write_bytes(text)
         built = Path(tmp) / path.name
-        result = subprocess.run([compiler, *COMPILE_FLAGS, f"-I{include}", *map(str, files),
-                                 "-o", str(built)], capture_output=True, text=True,
-                                timeout=COMPILE_TIMEOUT_S)
-        if result.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[-2000:]}")
+        # In its own process group, so that an interrupt or a timeout stops the compiler's
+        # own children too (cc1plus, as); -pipe leaves no temporary files behind them.
+        process = subprocess.Popen([compiler, *COMPILE_FLAGS, f"-I{include}", *map(str, files),
+                                    "-o", str(built)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            _, stderr = process.communicate(timeout=COMPILE_TIMEOUT_S)
+        except BaseException:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+        if process.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {stderr.strip()[-2000:]}")
         os.replace(built, path)  # atomic: a concurrent process sees no half-written library
     return path
 
@@ -114,10 +126,13 @@ def _build_and_register() -> str | None:
     if shutil.which(compiler) is None:
         return f"no C++ compiler ({compiler!r} not found; set $CXX)"
     try:
-        library = ctypes.CDLL(str(_build(compiler)))
+        path = _build(compiler)
+        library = ctypes.CDLL(str(path))
         handlers = {target: getattr(library, symbol) for target, symbol in _SYMBOLS.items()}
     except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError) as err:
         return f"building or loading {' and '.join(SOURCES)} failed: {err}"
+    if path.parent.name.startswith(_PRIVATE_PREFIX):  # built for this process alone: loaded,
+        shutil.rmtree(path.parent, ignore_errors=True)  # the file is no longer needed
     for target, handler in handlers.items():
         jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(handler), platform="cpu")
     return None
@@ -131,8 +146,6 @@ def available() -> bool:
 def unavailable_reason() -> str | None:
     """Why :func:`available` is False, or None when it is True."""
     return _load()
-
-
 
 
 def require(what: str) -> None:

@@ -296,7 +296,7 @@ def summary(dataset: xr.Dataset) -> str:
         lines.append(f"model: {dataset.attrs['model']}")
     lines.append(f"sizes: {dict(dataset.sizes)}")
     for key in ("compile_s", "run_s", "seed_epochs_per_s", "device", "host", "jax_version",
-                "layer_products"):
+                "layer_products", "discrete_counting"):
         if key in dataset.attrs:
             value = dataset.attrs[key]
             lines.append(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")

@@ -159,8 +159,10 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
     Returns:
       The results Dataset (see :mod:`ibjax.results`); ``attrs`` hold ``compile_s``, ``run_s``,
       ``seed_epochs_per_s`` (network-epochs per second: seeds x learning rates) and the
-      hardware, ``networks_per_chunk`` and ``training_groups`` (per device and chunk);
-      ``diverged_epoch`` flags networks whose weights became NaN/inf.
+      hardware, ``networks_per_chunk`` and ``training_groups`` (per device and chunk),
+      ``layer_products`` and ``discrete_counting`` (``"native"`` or ``"xla"``, see
+      :class:`ibjax.train.Trainer`); ``diverged_epoch`` flags networks whose weights became
+      NaN/inf.
 
     Raises:
       ConfigError: bad configuration or seeds, or sizes that cannot fit in memory, before
@@ -254,6 +256,7 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
             "networks_per_chunk": chunk,
             "training_groups": program.training_groups,
             "layer_products": ",".join(program.trainer.layer_products),
+            "discrete_counting": program.trainer.discrete_counting,
             "data_sha256": data_digest,
             "mi_rows": program.trainer.num_mi_rows,
             "num_classes": dataset.num_classes,

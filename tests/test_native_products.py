@@ -8,8 +8,11 @@ then get.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -123,12 +126,51 @@ print(json.dumps(out))
 
 
 @needs_compiler
-def test_an_unwritable_cache_builds_the_same_library_for_this_process(tmp_path, monkeypatch):
-    """A cache folder that cannot be written must not turn the native products off (that would
-    change the numbers): the library is built in a private temporary folder instead."""
+def test_an_unwritable_cache_builds_the_same_library_for_this_process(tmp_path):
+    """A cache folder that cannot be written must not turn the native routines off (that would
+    change the numbers): the library is built in a private temporary folder, loaded, and the
+    folder removed."""
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    monkeypatch.setenv("IBJAX_CACHE_DIR", str(blocked))
-    built = native._build(os.environ.get("CXX") or "c++")
-    assert built.is_file() and not str(built).startswith(str(blocked))
-    assert built.name.startswith("libibjax_native-")
+    (tmp_path / "tmp").mkdir()
+    script = """
+from ibjax import native
+print(native.available(), native.unavailable_reason())
+"""
+    env = {**os.environ, "IBJAX_CACHE_DIR": str(blocked), "TMPDIR": str(tmp_path / "tmp")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300, check=True)
+    assert done.stdout.split() == ["True", "None"]
+    assert not list((tmp_path / "tmp").iterdir())  # the private copy is gone once loaded
+
+
+def test_an_interrupted_build_stops_the_compilers_children_too(tmp_path):
+    """Ctrl-C while the library builds: the compiler's own children (cc1plus, as) are stopped
+    with it, not left running."""
+    compiler = tmp_path / "slow-c++"
+    child = tmp_path / "child.pid"
+    compiler.write_text(f"""#!/bin/sh
+[ "$1" = --version ] && {{ echo slow 1.0; exit 0; }}
+sleep 60 &
+echo $! > {child}
+wait
+""")
+    compiler.chmod(0o755)
+    env = {**os.environ, "CXX": str(compiler), "IBJAX_CACHE_DIR": str(tmp_path / "cache")}
+    process = subprocess.Popen([sys.executable, "-c", "from ibjax import native; native._load()"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not child.exists() or not child.read_text().strip():
+        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    pid = int(child.read_text())
+    time.sleep(0.2)
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except FileNotFoundError:
+        state = "gone"
+    if state not in ("gone", "Z", "X"):
+        os.kill(pid, signal.SIGKILL)  # not left behind by a failing test either
+    assert state in ("gone", "Z", "X"), f"the compiler's child {pid} still runs ({state})"

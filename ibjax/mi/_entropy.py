@@ -273,6 +273,9 @@ def counting_by(limbs_fn: Callable | None) -> Iterator[None]:
     """Within the block, :func:`mutual_informations` (traced) gets its limb sums from
     ``limbs_fn`` instead of sorting in the program (None: sorting).
 
+    Read while tracing: the block must be inside the traced function (as ibjax's trainer
+    does), since ``jax.jit`` reuses a function's earlier trace whatever the block says.
+
     ``limbs_fn(digits, labels, radix, num_classes, table_t, table_ty)``, with ``digits``
     ``[width, N]`` int32 in ``[0, radix)`` and ``labels`` ``[N]`` int32 in ``[0, num_classes)``,
     returns the int32 limb sums ``([Lt], [Lty])`` of H(T) with ``table_t`` and of
