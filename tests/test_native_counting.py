@@ -123,7 +123,7 @@ def test_the_trainer_counts_natively_on_cpus_and_measures_the_same():
     estimator, with the null baseline, is the XLA path's, bit for bit."""
     assert native.available(), native.unavailable_reason()
     data = ibjax.load_var_u()
-    config = ibjax.Config(num_seeds=3, hidden=(10, 7, 5),
+    config = ibjax.Config(num_seeds=3, hidden=(10,),
                           estimators=("binning", "binning-width", "equal-mass"), null=True)
     assert train.discrete_counting_for("gpu") == "xla"
     counting = make_trainer(config, data)
