@@ -22,6 +22,12 @@ from ibjax import native
 from ibjax.mi._entropy import FixedPointTable
 
 
+def discrete_counting_for(platform: str) -> str:
+    """``"native"`` on CPUs where ibjax's native routines build (:func:`ibjax.native.available`),
+    else ``"xla"``: how the trainer's and the recorder's discrete estimators count."""
+    return "native" if platform == "cpu" and native.available() else "xla"
+
+
 def discrete_mi_limbs(digits: jax.Array, labels: jax.Array, radix: int, num_classes: int,
                       table_t: FixedPointTable, table_ty: FixedPointTable) -> tuple[
                           jax.Array, jax.Array]:

@@ -31,7 +31,10 @@ times, at the snapshot epochs only.
 ``record`` measures only when ``epoch`` is one of the snapshot epochs (a ``lax.cond``; keep
 the epoch the same for every seed, as a loop counter is, so that under ``vmap`` the other
 epochs cost nothing). Call it from one place in your loop: every call site compiles its own
-copy of the estimators.
+copy of the estimators. Where JAX's default backend is a CPU, the discrete estimators count
+with ibjax's native routine (:mod:`ibjax.native_counting`; the same bits as the sorts of
+:mod:`ibjax.mi`, a smaller program), as the runner's do; the results' ``discrete_counting``
+attribute says which way they counted.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ import numpy as np
 from ibjax.config import Config, ConfigError, snapshot_epochs
 from ibjax.mi import MIError
 from ibjax.mi import estimate as estimate_mi
+from ibjax.mi._entropy import counting_by
 from ibjax.mi._estimators import check_knn_classes, sample_propagation
+from ibjax.native_counting import discrete_counting_for, discrete_mi_limbs
 
 
 class RecorderState(NamedTuple):
@@ -197,6 +202,7 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
     dense = labels.min() >= 0 and labels.max() < num_classes  # labels 0..C-1: faster path
     epochs_device = jnp.asarray(epochs, jnp.int32)
     num_snapshots, num_layers, num_estimators = len(epochs), len(layer_names), len(names)
+    counted = {}  # how the discrete estimators counted when last traced, for the results
 
     def init() -> RecorderState:
         nan = jnp.float32(jnp.nan)
@@ -237,15 +243,17 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
                         f"recorded ones; it returned {len(samples)}, layer {index} of shape "
                         f"{np.shape(sample)[1:]} where the recorded one is {np.shape(layer)}")
             noise_key = jax.random.fold_in(noise_key, 1)
+        counted["discrete_counting"] = discrete_counting_for(jax.default_backend())
+        native = counted["discrete_counting"] == "native"
         try:
-            return estimate_mi(layers, y_device, names, x=x_device, num_bins=settings.num_bins,
-                               bin_range=settings.bin_range, bin_width=settings.bin_width,
-                               kde_variance=settings.kde_variance,
-                               renyi_alpha=settings.renyi_alpha,
-                               renyi_sigma=settings.renyi_sigma, knn_k=settings.knn_k,
-                               noise_std=settings.noise_std, noisy_samples=samples,
-                               noise_key=noise_key,
-                               num_classes=num_classes if dense else None)
+            with counting_by(discrete_mi_limbs if native else None):  # read while tracing
+                return estimate_mi(
+                    layers, y_device, names, x=x_device, num_bins=settings.num_bins,
+                    bin_range=settings.bin_range, bin_width=settings.bin_width,
+                    kde_variance=settings.kde_variance, renyi_alpha=settings.renyi_alpha,
+                    renyi_sigma=settings.renyi_sigma, knn_k=settings.knn_k,
+                    noise_std=settings.noise_std, noisy_samples=samples, noise_key=noise_key,
+                    num_classes=num_classes if dense else None)
         except MIError as err:
             raise ConfigError(str(err)) from None
 
@@ -318,7 +326,8 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
         arrays = {name: getattr(host, name) for name in VARIABLES if hasattr(host, name) and (
             name in ("ixt", "ity") or not np.isnan(getattr(host, name)).all())}
         details = {"mi_rows": int(labels.size), "num_classes": num_classes,
-                   "recorded_by": "ibjax.make_recorder", **hardware_info(), **(info or {})}
+                   "recorded_by": "ibjax.make_recorder", **counted, **hardware_info(),
+                   **(info or {})}
         return results_dataset(config.replace(num_seeds=num_seeds), seeds, np.asarray(epochs),
                                widths, arrays, details, diverged_epoch=diverged_epoch,
                                layer_names=layer_names)

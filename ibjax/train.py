@@ -23,13 +23,12 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from ibjax import native
 from ibjax.config import Config, ConfigError, num_train
 from ibjax.data import Dataset
 from ibjax.mi._entropy import counting_by
 from ibjax.mi._estimators import estimate_columns
 from ibjax.minibatches import binary_code_layout, make_batcher
-from ibjax.native_counting import discrete_mi_limbs
+from ibjax.native_counting import discrete_counting_for, discrete_mi_limbs
 from ibjax.network import make_network
 from ibjax.permutation import permutation
 from ibjax.recorder import gradient_stats
@@ -241,12 +240,6 @@ def mi_sample_rows(mi_samples: str | int, num_samples: int, num_test: int) -> np
     if mi_samples == "test":
         return np.arange(num_samples, total)
     return np.sort(np.random.default_rng(0).permutation(total)[:mi_samples])
-
-
-def discrete_counting_for(platform: str) -> str:
-    """``"native"`` on CPUs where ibjax's native routines build (:func:`ibjax.native.available`),
-    else ``"xla"``: how a trainer's discrete estimators count (see :class:`Trainer`)."""
-    return "native" if platform == "cpu" and native.available() else "xla"
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:

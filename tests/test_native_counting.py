@@ -144,3 +144,35 @@ def test_the_trainer_counts_natively_on_cpus_and_measures_the_same():
     counted, sorted_ = measured(counting), measured(sorting)
     assert_same_bits(sorted_, counted)
     assert np.isfinite(np.asarray(counted[0])).all()
+
+
+def test_the_recorder_counts_natively_on_cpus_and_measures_the_same():
+    """On a CPU the recorder's discrete estimators count natively, with the bits of
+    ``ibjax.mi.estimate``'s sorts, and say so in the results; with the routines off they sort.
+    Labels not 0..C-1 (dense-ranked in the program) and a layer on the bin edges."""
+    from ibjax import recorder as recorder_module
+
+    rng = np.random.default_rng(3)
+    edges = np.linspace(-1, 1, 30).astype(np.float32)
+    layers = [jnp.asarray(rng.choice(edges, size=(500, 4))),
+              jnp.asarray(np.tanh(rng.normal(size=(500, 3, 2)) * 3).astype(np.float32))]
+    y = np.where(np.arange(500) % 3 == 0, 7, -2)
+    names = ("binning", "binning-width", "equal-mass")
+
+    def measured():
+        rec = ibjax.make_recorder((0, 1), y, names, layer_names=("a", "b"))
+        lowered = jax.jit(rec.measure).lower(layers)
+        counts = "ibjax_discrete_mi_limbs" in lowered.as_text()
+        buffer = jax.jit(lambda s: rec.record(s, 1, layers))(rec.init())
+        attrs = rec.to_dataset(buffer).attrs
+        return counts, jax.tree.map(np.asarray, lowered.compile()(layers)), attrs
+
+    counts, native_, attrs = measured()
+    assert counts and attrs["discrete_counting"] == "native"
+    sorting = jax.jit(lambda t: ibjax.mi.estimate(t, y, names))(layers)
+    assert_same_bits(jax.tree.map(np.asarray, sorting), native_)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recorder_module, "discrete_counting_for", lambda platform: "xla")
+        counts, sorted_, attrs = measured()
+    assert not counts and attrs["discrete_counting"] == "xla"
+    assert_same_bits(sorted_, native_)
