@@ -23,9 +23,18 @@
 // size or 1 (vmap's "expand_dims": an operand not batched along an axis has size 1 there).
 // Values outside their range are masked into it (garbage in, garbage out, never out of
 // bounds); the Python side passes only in-range values.
+//
+//   ibjax_column_ranks       values [..., N] float32 -> ranks [..., N] int32
+//
+// attribute dense (0 or 1): along the last axis, each value's number of smaller values
+// (dense = 0: equal-mass binning's rank) or of smaller distinct values (dense = 1: an exact
+// relabelling into [0, N)), in the order of JAX's sorts: -0 equals 0, every NaN is equal to
+// every other and above +inf.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -225,7 +234,103 @@ ffi::Error DiscreteMiLimbs(ffi::Buffer<ffi::S32> digits, ffi::Buffer<ffi::S32> l
   return ffi::Error::Success();
 }
 
+// A float's position in JAX's sort order as an unsigned integer (-0 as 0, every NaN as the
+// largest key): a < b in that order exactly when SortKey(a) < SortKey(b).
+uint32_t SortKey(float x) {
+  if (x == 0.0f) x = 0.0f;
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  if (std::isnan(x)) return ~uint32_t{0};
+  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+
+// Ranks of one row of N values at a time; the buffers are reused from row to row.
+class Ranker {
+ public:
+  explicit Ranker(int64_t n) : n_(n), keys_(n), order_(n), keys_tmp_(n), order_tmp_(n) {}
+
+  void Rank(const float* values, bool dense, int32_t* ranks) {
+    for (int64_t i = 0; i < n_; ++i) {
+      keys_[i] = SortKey(values[i]);
+      order_[i] = static_cast<uint32_t>(i);
+    }
+    Sort();
+    int32_t rank = 0;
+    for (int64_t j = 0; j < n_; ++j) {
+      if (j > 0 && keys_[j] != keys_[j - 1]) rank = dense ? rank + 1 : static_cast<int32_t>(j);
+      ranks[order_[j]] = rank;
+    }
+  }
+
+ private:
+  // Sorts keys_ (carrying order_): least-significant-digit radix sort, three passes of 11
+  // bits, each skipped when every key has the same digit; std::sort for short rows.
+  void Sort() {
+    if (n_ < 256) {
+      std::vector<uint64_t> packed(n_);
+      for (int64_t i = 0; i < n_; ++i) packed[i] = (uint64_t{keys_[i]} << 32) | order_[i];
+      std::sort(packed.begin(), packed.end());
+      for (int64_t i = 0; i < n_; ++i) {
+        keys_[i] = static_cast<uint32_t>(packed[i] >> 32);
+        order_[i] = static_cast<uint32_t>(packed[i]);
+      }
+      return;
+    }
+    constexpr int kBits = 11, kBuckets = 1 << kBits;
+    uint32_t counts[3][kBuckets] = {};
+    for (int64_t i = 0; i < n_; ++i)
+      for (int pass = 0; pass < 3; ++pass)
+        ++counts[pass][(keys_[i] >> (pass * kBits)) & (kBuckets - 1)];
+    for (int pass = 0; pass < 3; ++pass) {
+      const int shift = pass * kBits;
+      if (counts[pass][(keys_[0] >> shift) & (kBuckets - 1)] == static_cast<uint32_t>(n_))
+        continue;  // one digit for every key: this pass would not move anything
+      uint32_t start = 0;
+      for (int b = 0; b < kBuckets; ++b) {
+        const uint32_t count = counts[pass][b];
+        counts[pass][b] = start;
+        start += count;
+      }
+      for (int64_t i = 0; i < n_; ++i) {
+        const uint32_t slot = counts[pass][(keys_[i] >> shift) & (kBuckets - 1)]++;
+        keys_tmp_[slot] = keys_[i];
+        order_tmp_[slot] = order_[i];
+      }
+      keys_.swap(keys_tmp_);
+      order_.swap(order_tmp_);
+    }
+  }
+
+  int64_t n_;
+  std::vector<uint32_t> keys_, order_, keys_tmp_, order_tmp_;
+};
+
+ffi::Error ColumnRanks(ffi::Buffer<ffi::F32> values, ffi::Result<ffi::Buffer<ffi::S32>> ranks,
+                       int64_t dense) {
+  auto vd = values.dimensions();
+  auto rd = ranks->dimensions();
+  if (vd.size() < 1 || vd.size() != rd.size())
+    return ffi::Error::InvalidArgument("ibjax_column_ranks: values [..., N], ranks [..., N]");
+  for (size_t i = 0; i < vd.size(); ++i)
+    if (vd[i] != rd[i])
+      return ffi::Error::InvalidArgument("ibjax_column_ranks: ranks differ from values' shape");
+  const int64_t n = vd[vd.size() - 1];
+  if (n < 1 || n > (int64_t{1} << 31) - 1 || (dense != 0 && dense != 1))
+    return ffi::Error::InvalidArgument("ibjax_column_ranks: N in [1, 2^31), dense 0 or 1");
+  const int64_t rows = static_cast<int64_t>(values.element_count()) / n;
+  Ranker ranker(n);
+  for (int64_t r = 0; r < rows; ++r)
+    ranker.Rank(values.typed_data() + r * n, dense == 1, ranks->typed_data() + r * n);
+  return ffi::Error::Success();
+}
+
 }  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxColumnRanks, ColumnRanks,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::S32>>()
+                                  .Attr<int64_t>("dense"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxDiscreteMiLimbs, DiscreteMiLimbs,
                               ffi::Ffi::Bind()

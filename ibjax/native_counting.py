@@ -1,5 +1,5 @@
-"""The discrete estimators' exact counting through ibjax's own CPU routine
-(``native_counting.cc``).
+"""The discrete estimators' exact counting and per-neuron ranking through ibjax's own CPU
+routines (``native_counting.cc``).
 
 Every discrete estimator (binning, binning-width, equal-mass) ends in
 :func:`ibjax.mi._entropy.mutual_informations`: sort the rows of bin indices with their labels,
@@ -10,16 +10,24 @@ CPU, ibjax's trainer instead calls one FFI handler per layer (:func:`discrete_mi
 sorts and counts in C++ and returns the same integer limb sums, so the bits are the same as
 the XLA path's, bit for bit (``tests/test_native_counting.py``). The library is built on first
 use (:mod:`ibjax.native`); where it cannot be, the trainer counts in XLA.
+
+``binning-width``, ``equal-mass`` and ``exact`` first rank each neuron's values among its N
+samples (:func:`ibjax.mi._entropy.column_ranks`): in XLA a sort and a search per neuron,
+~0.3 ms per 4096 values on a CPU, 10 times the counting; :func:`column_ranks` does it in C++
+with a radix sort, with the same integers. :func:`discrete_routines` turns both on.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ibjax import native
-from ibjax.mi._entropy import FixedPointTable
+from ibjax.mi._entropy import FixedPointTable, counting_by, ranking_by
 
 
 def discrete_counting_for(platform: str) -> str:
@@ -56,3 +64,27 @@ def discrete_mi_limbs(digits: jax.Array, labels: jax.Array, radix: int, num_clas
         num_classes=np.int64(num_classes),
         table_t=np.ascontiguousarray(table_t.limbs, np.int32).reshape(-1),
         table_ty=np.ascontiguousarray(table_ty.limbs, np.int32).reshape(-1))
+
+
+def column_ranks(values: jax.Array, dense: bool) -> jax.Array:
+    """:func:`ibjax.mi._entropy.column_ranks` of float32 ``values`` ``[..., N]`` (along the last
+    axis), computed natively: the same int32 ranks as the program's sorts. Vmappable; runs on
+    CPUs only.
+
+    Raises:
+      RuntimeError: ibjax's native routines cannot be built here (the reason said).
+    """
+    native.require("the native ranking")
+    return jax.ffi.ffi_call(native.COLUMN_RANKS, jax.ShapeDtypeStruct(values.shape, jnp.int32),
+                            vmap_method="expand_dims")(values.astype(jnp.float32),
+                                                       dense=np.int64(bool(dense)))
+
+
+@contextlib.contextmanager
+def discrete_routines(counting: str) -> Iterator[None]:
+    """Within the block (inside the traced function), the discrete estimators count and rank
+    with the native routines if ``counting`` is ``"native"``, in the program if ``"xla"``."""
+    native_ = counting == "native"
+    with counting_by(discrete_mi_limbs if native_ else None), ranking_by(
+            column_ranks if native_ else None):
+        yield

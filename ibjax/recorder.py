@@ -49,9 +49,8 @@ import numpy as np
 from ibjax.config import Config, ConfigError, snapshot_epochs
 from ibjax.mi import MIError
 from ibjax.mi import estimate as estimate_mi
-from ibjax.mi._entropy import counting_by
 from ibjax.mi._estimators import check_knn_classes, sample_propagation
-from ibjax.native_counting import discrete_counting_for, discrete_mi_limbs
+from ibjax.native_counting import discrete_counting_for, discrete_routines
 
 
 class RecorderState(NamedTuple):
@@ -244,9 +243,8 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
                         f"{np.shape(sample)[1:]} where the recorded one is {np.shape(layer)}")
             noise_key = jax.random.fold_in(noise_key, 1)
         counted["discrete_counting"] = discrete_counting_for(jax.default_backend())
-        native = counted["discrete_counting"] == "native"
         try:
-            with counting_by(discrete_mi_limbs if native else None):  # read while tracing
+            with discrete_routines(counted["discrete_counting"]):  # read while tracing
                 return estimate_mi(
                     layers, y_device, names, x=x_device, num_bins=settings.num_bins,
                     bin_range=settings.bin_range, bin_width=settings.bin_width,

@@ -25,10 +25,9 @@ from jax.flatten_util import ravel_pytree
 
 from ibjax.config import Config, ConfigError, num_train
 from ibjax.data import Dataset
-from ibjax.mi._entropy import counting_by
 from ibjax.mi._estimators import estimate_columns
 from ibjax.minibatches import binary_code_layout, make_batcher
-from ibjax.native_counting import discrete_counting_for, discrete_mi_limbs
+from ibjax.native_counting import discrete_counting_for, discrete_routines
 from ibjax.network import make_network
 from ibjax.permutation import permutation
 from ibjax.recorder import gradient_stats
@@ -437,11 +436,10 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
         return [t.reshape(t.shape[0], -1).T for t in layers]
 
     counting = discrete_counting_for(platform)
-    limbs_fn = discrete_mi_limbs if counting == "native" else None
 
     def measure(state: TrainState, data: Data) -> tuple[jax.Array, ...]:
         """MI per layer (on the MI rows) and loss/accuracy at the current parameters."""
-        with counting_by(limbs_fn):  # decides how the traced estimators count
+        with discrete_routines(counting):  # decides how the traced estimators count
             return measure_traced(state, data)
 
     def measure_traced(state: TrainState, data: Data) -> tuple[jax.Array, ...]:

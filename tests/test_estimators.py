@@ -136,6 +136,18 @@ def test_equal_mass_one_neuron_gives_log2_bins(num_bins):
     assert float(ixt) == pytest.approx(np.log2(num_bins), abs=DISCRETE_TOL)
 
 
+@pytest.mark.parametrize(("n", "num_bins"), [(4096, 2**20), (50_000, 45_000)])
+def test_equal_mass_with_more_bins_than_int32_products_allow(n, num_bins):
+    """rank * num_bins beyond 2**31 (it wrapped around before): numpy's int64 bins."""
+    rng = np.random.default_rng(n)
+    t = rng.normal(size=(n, 2)).astype(np.float32)
+    t[: n // 3, 1] = 0.5  # ties: a third of the rows share a rank
+    y = rng.integers(0, 3, n)
+    ixt, ity = mutual_information(t, y, "equal-mass", num_bins=num_bins)
+    want = numpy_discrete_mi(numpy_equal_mass_digits(t, num_bins), y)
+    np.testing.assert_allclose([float(ixt), float(ity)], want, atol=DISCRETE_TOL)
+
+
 # ----------------------------------------------------------------- invariances
 
 

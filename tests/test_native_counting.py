@@ -1,5 +1,5 @@
-"""ibjax's native counting for the discrete estimators against the XLA path's sorts (the
-independent implementation in ``ibjax.mi._entropy``): the same bits, exactly.
+"""ibjax's native counting and ranking for the discrete estimators against the XLA path's
+sorts (the independent implementation in ``ibjax.mi._entropy``): the same bits, exactly.
 
 Needs a C++ compiler and JAX on a CPU (skipped with that reason elsewhere);
 ``tests/test_native_products.py`` checks what a machine without a compiler gets.
@@ -17,7 +17,7 @@ import ibjax
 from ibjax import native, train
 from ibjax.mi import _entropy
 from ibjax.mi._estimators import Settings, estimate_columns
-from ibjax.native_counting import discrete_mi_limbs
+from ibjax.native_counting import column_ranks, discrete_routines
 from ibjax.train import make_trainer
 
 pytestmark = pytest.mark.skipif(
@@ -26,16 +26,18 @@ pytestmark = pytest.mark.skipif(
            "backend is not a CPU")
 
 
-def both_ways(fn, *args):
-    """``jax.jit(fn)(*args)`` with the sorts, and with the native counting, as NumPy."""
+def both_ways(fn, *args, targets=("ibjax_discrete_mi_limbs",)):
+    """``jax.jit(fn)(*args)`` with the sorts, and with the native routines (whose ``targets``
+    the program must call), as NumPy."""
 
     def counted(*args):  # the choice is read while tracing: inside, so jit's cache sees it
-        with _entropy.counting_by(discrete_mi_limbs):
+        with discrete_routines("native"):
             return fn(*args)
 
     xla, native_ = jax.jit(fn).lower(*args), jax.jit(counted).lower(*args)
-    assert "ibjax_discrete_mi_limbs" not in xla.as_text()
-    assert "ibjax_discrete_mi_limbs" in native_.as_text()
+    for target in targets:
+        assert target not in xla.as_text()
+        assert target in native_.as_text()
     return (jax.tree.map(np.asarray, xla.compile()(*args)),
             jax.tree.map(np.asarray, native_.compile()(*args)))
 
@@ -95,10 +97,10 @@ def test_labels_batched_alone_together_or_on_another_axis():
         assert_same_bits(xla, counted)
 
 
-@pytest.mark.parametrize("name", ["binning", "binning-width", "equal-mass"])
+@pytest.mark.parametrize("name", ["binning", "binning-width", "equal-mass", "exact"])
 def test_the_estimators_give_the_same_bits_on_hard_layers(name):
     """Activations on the bin edges, huge, constant, NaN, and a wide layer: every discrete
-    estimator, with the native counting, gives the bits of the sorts."""
+    estimator, with the native counting (and ranking), gives the bits of the sorts."""
     rng = np.random.default_rng(1)
     n = 777
     edges = np.linspace(-1, 1, 30).astype(np.float32)
@@ -114,8 +116,40 @@ def test_the_estimators_give_the_same_bits_on_hard_layers(name):
     def every_layer(layers, y):
         return [estimate_columns(t, y, 3, (name,), settings) for t in layers]
 
-    xla, counted = both_ways(every_layer, [jnp.asarray(t) for t in layers], y)
+    ranked = name in ("binning-width", "equal-mass", "exact")
+    xla, counted = both_ways(every_layer, [jnp.asarray(t) for t in layers], y, targets=(
+        "ibjax_discrete_mi_limbs", *(["ibjax_column_ranks"] if ranked else [])))
     assert_same_bits(xla, counted)
+
+
+SPECIAL = np.array([0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-45, -1e-45, 1e-40, -1e-40,
+                    np.finfo(np.float32).max, np.finfo(np.float32).min, 1.0, -1.0, 0.5],
+                   np.float32)
+
+
+@pytest.mark.parametrize("n", [1, 2, 255, 256, 257, 4096, 20_000])
+def test_column_ranks_are_the_sorts(n):
+    """Ranks (numbers of smaller values, and dense ranks) of random rows, ties, and the values
+    whose order is delicate (-0 and 0, NaNs of both signs, infinities, subnormals), below and
+    above the radix sort's threshold of 256, vmapped over two axes: the sorts' integers."""
+    rng = np.random.default_rng(n)
+    values = np.stack([rng.standard_normal((2, n)), rng.integers(-3, 3, (2, n)),
+                       rng.choice(SPECIAL, (2, n))]).astype(np.float32)  # [3, 2, n]
+    for dense in (False, True):
+        def ranks(v, dense=dense):
+            return _entropy.column_ranks(v, dense)
+
+        xla, native_ = both_ways(jax.vmap(ranks), jnp.asarray(values),
+                                 targets=("ibjax_column_ranks",))
+        assert_same_bits(xla, native_)
+        assert native_.min() >= 0 and native_.max() < n
+    half = jnp.asarray(values[2], jnp.bfloat16)  # exact in float32: ranked natively too
+    xla, native_ = both_ways(lambda v: _entropy.column_ranks(v, False), half,
+                             targets=("ibjax_column_ranks",))
+    assert_same_bits(xla, native_)
+    np.testing.assert_array_equal(  # ordinary values: numpy's count of smaller values
+        np.asarray(column_ranks(jnp.asarray(values[0]), False)),
+        [np.searchsorted(np.sort(row), row, side="left") for row in values[0]])
 
 
 def test_the_trainer_counts_natively_on_cpus_and_measures_the_same():
@@ -137,8 +171,8 @@ def test_the_trainer_counts_natively_on_cpus_and_measures_the_same():
 
     def measured(trainer):
         lowered = jax.jit(jax.vmap(trainer.measure, (0, None))).lower(state, device_data)
-        assert ("ibjax_discrete_mi_limbs" in lowered.as_text()) == (
-            trainer.discrete_counting == "native")
+        for target in ("ibjax_discrete_mi_limbs", "ibjax_column_ranks"):
+            assert (target in lowered.as_text()) == (trainer.discrete_counting == "native")
         return lowered.compile()(state, device_data)[:3]  # ixt, ity, ity_null
 
     counted, sorted_ = measured(counting), measured(sorting)
@@ -162,17 +196,18 @@ def test_the_recorder_counts_natively_on_cpus_and_measures_the_same():
     def measured():
         rec = ibjax.make_recorder((0, 1), y, names, layer_names=("a", "b"))
         lowered = jax.jit(rec.measure).lower(layers)
-        counts = "ibjax_discrete_mi_limbs" in lowered.as_text()
+        counts = tuple(target in lowered.as_text()
+                       for target in ("ibjax_discrete_mi_limbs", "ibjax_column_ranks"))
         buffer = jax.jit(lambda s: rec.record(s, 1, layers))(rec.init())
         attrs = rec.to_dataset(buffer).attrs
         return counts, jax.tree.map(np.asarray, lowered.compile()(layers)), attrs
 
     counts, native_, attrs = measured()
-    assert counts and attrs["discrete_counting"] == "native"
+    assert counts == (True, True) and attrs["discrete_counting"] == "native"
     sorting = jax.jit(lambda t: ibjax.mi.estimate(t, y, names))(layers)
     assert_same_bits(jax.tree.map(np.asarray, sorting), native_)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(recorder_module, "discrete_counting_for", lambda platform: "xla")
         counts, sorted_, attrs = measured()
-    assert not counts and attrs["discrete_counting"] == "xla"
+    assert counts == (False, False) and attrs["discrete_counting"] == "xla"
     assert_same_bits(sorted_, native_)

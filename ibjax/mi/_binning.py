@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ibjax.mi._entropy import dense_rank
+from ibjax.mi._entropy import column_ranks
 
 
 def bin_edges(num_bins: int, value_range: tuple[float, float], dtype=np.float32) -> np.ndarray:
@@ -93,7 +93,7 @@ def dense_width_bins(t_columns: jax.Array, width: float) -> jax.Array:
     replaced by their dense rank (an exact relabelling into ``[0, N)``, so rows pack into the
     exact counting whatever the range; the floors are ranked as floats, so no bin number is
     ever clipped). ``[d, N]`` float -> ``[d, N]`` int32. NaN counts as bin 0."""
-    return jax.vmap(dense_rank)(jnp.nan_to_num(jnp.floor(t_columns / width), nan=0.0))
+    return column_ranks(jnp.nan_to_num(jnp.floor(t_columns / width), nan=0.0), dense=True)
 
 
 def equal_mass_bins(t_columns: jax.Array, num_bins: int) -> jax.Array:
@@ -104,9 +104,9 @@ def equal_mass_bins(t_columns: jax.Array, num_bins: int) -> jax.Array:
     ``[d, N]`` float -> ``[d, N]`` int32 in ``[0, num_bins)``.
     """
     num_samples = t_columns.shape[1]
-
-    def one_neuron(column):
-        rank = jnp.searchsorted(jnp.sort(column), column, side="left")
-        return (rank.astype(jnp.int32) * num_bins) // num_samples
-
-    return jax.vmap(one_neuron)(t_columns)
+    rank = column_ranks(t_columns, dense=False)
+    if (num_samples - 1) * num_bins < 2**31:  # the product fits in int32
+        return (rank * num_bins) // num_samples
+    # Otherwise each rank's bin from a table computed exactly on the host ([N] int32).
+    table = (np.arange(num_samples, dtype=np.int64) * num_bins) // num_samples
+    return jnp.asarray(table.astype(np.int32))[rank]

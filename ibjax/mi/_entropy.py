@@ -289,6 +289,47 @@ def counting_by(limbs_fn: Callable | None) -> Iterator[None]:
         _COUNTING.reset(token)
 
 
+# The function that ranks values along rows for column_ranks, or None for the sorts there (see
+# ranking_by).
+_RANKING: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
+    "ibjax_column_ranking", default=None)
+
+
+@contextlib.contextmanager
+def ranking_by(ranks_fn: Callable | None) -> Iterator[None]:
+    """Within the block, :func:`column_ranks` (traced) gets float32, float16 and bfloat16 ranks
+    from ``ranks_fn(values, dense)`` instead of sorting in the program (None: sorting).
+
+    Read while tracing, like :func:`counting_by`. ``ranks_fn`` takes ``values`` ``[d, N]``
+    float32 and returns :func:`column_ranks`'s int32 ranks exactly (e.g.
+    :mod:`ibjax.native_counting` on a CPU).
+    """
+    token = _RANKING.set(ranks_fn)
+    try:
+        yield
+    finally:
+        _RANKING.reset(token)
+
+
+_EXACT_IN_FLOAT32 = (jnp.float32, jnp.float16, jnp.bfloat16)
+
+
+def column_ranks(values: jax.Array, dense: bool) -> jax.Array:
+    """Each value's rank within its row, in the order of ``jnp.sort`` (-0 equals 0, every NaN
+    equal and above +inf): the number of smaller values in the row (``dense=False``) or of
+    smaller distinct values (``dense=True``, an exact relabelling into ``[0, N)``).
+
+    ``[d, N]`` float -> ``[d, N]`` int32.
+    """
+    ranks_fn = _RANKING.get()
+    if ranks_fn is not None and values.dtype in _EXACT_IN_FLOAT32:  # exact in float32
+        return ranks_fn(values.astype(jnp.float32), dense)
+    if dense:
+        return jax.vmap(dense_rank)(values)
+    return jax.vmap(lambda row: jnp.searchsorted(jnp.sort(row), row, side="left"))(
+        values).astype(jnp.int32)
+
+
 def entropy_of_groups(is_new_group: jax.Array) -> jax.Array:
     """Entropy in bits (float32 scalar) of the partition of sorted samples into equal runs."""
     return combine_entropies((1, group_sizes(is_new_group)))

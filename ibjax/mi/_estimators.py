@@ -52,7 +52,7 @@ from ibjax.mi._binning import (
     equal_mass_bins,
     layer_range_bins,
 )
-from ibjax.mi._entropy import dense_rank, mutual_informations
+from ibjax.mi._entropy import column_ranks, mutual_informations
 from ibjax.mi._errors import MIError, check_int, check_positive_float, check_range
 from ibjax.mi._kde import kde_bounds
 from ibjax.mi._knn import knn_mi
@@ -219,7 +219,7 @@ def _exact(t_columns, y, num_classes, settings: Settings, x_columns=None):
     neural networks", ICLR. Each unit's values are replaced by their dense rank (an exact
     relabelling), so two rows share a state exactly when every unit's value is equal.
     """
-    digits = jax.vmap(dense_rank)(jnp.nan_to_num(t_columns, nan=0.0))
+    digits = column_ranks(jnp.nan_to_num(t_columns, nan=0.0), dense=True)
     return mutual_informations(digits, y.shape[0], y, num_classes)
 
 
