@@ -83,6 +83,32 @@ ffi::Error BatchOffsets(ffi::Span<const int64_t> dims, const std::vector<int64_t
   return ffi::Error::Success();
 }
 
+// Sorts keys whose set bits all lie below bit `bits`: least-significant-digit radix sort, 11
+// bits a pass (a pass is skipped when every key has the same digit there); std::sort for
+// short arrays. `tmp` is scratch space of the same length.
+void SortKeys(std::vector<uint64_t>& keys, std::vector<uint64_t>& tmp, int bits) {
+  const int64_t n = static_cast<int64_t>(keys.size());
+  if (n < 256) {
+    std::sort(keys.begin(), keys.end());
+    return;
+  }
+  constexpr int kBits = 11, kBuckets = 1 << kBits;
+  std::vector<uint32_t> counts(kBuckets);
+  for (int shift = 0; shift < bits; shift += kBits) {
+    std::fill(counts.begin(), counts.end(), 0);
+    for (int64_t i = 0; i < n; ++i) ++counts[(keys[i] >> shift) & (kBuckets - 1)];
+    if (counts[(keys[0] >> shift) & (kBuckets - 1)] == static_cast<uint32_t>(n)) continue;
+    uint32_t start = 0;
+    for (int b = 0; b < kBuckets; ++b) {
+      const uint32_t count = counts[b];
+      counts[b] = start;
+      start += count;
+    }
+    for (int64_t i = 0; i < n; ++i) tmp[counts[(keys[i] >> shift) & (kBuckets - 1)]++] = keys[i];
+    keys.swap(tmp);
+  }
+}
+
 void AddRow(const int32_t* table, int64_t size, int limbs, uint32_t sign, uint32_t* sums) {
   for (int l = 0; l < limbs; ++l)
     sums[l] += sign * static_cast<uint32_t>(table[size * limbs + l]);
@@ -92,16 +118,15 @@ void AddRow(const int32_t* table, int64_t size, int limbs, uint32_t sign, uint32
 class Counter {
  public:
   Counter(int64_t width, int64_t n, int64_t radix, int64_t num_classes)
-      : width_(width), n_(n), digit_bits_(BitLength(static_cast<uint64_t>(radix - 1))),
+      : width_(width), n_(n), radix_bits_(BitLength(static_cast<uint64_t>(radix - 1))),
         label_bits_(BitLength(static_cast<uint64_t>(num_classes - 1))),
         num_classes_(num_classes), order_(n), labels_(n), class_sizes_(num_classes) {
-    digit_mask_ = digit_bits_ == 0 ? 0 : (~uint64_t{0} >> (64 - digit_bits_));
+    radix_mask_ = radix_bits_ == 0 ? 0 : (~uint64_t{0} >> (64 - radix_bits_));
     label_mask_ = label_bits_ == 0 ? 0 : (~uint64_t{0} >> (64 - label_bits_));
-    per_word_ = digit_bits_ == 0 ? width_ + 1 : 64 / digit_bits_;
-    words_ = width_ == 0 ? 0 : (width_ + per_word_ - 1) / per_word_;
-    one_key_ = width_ * digit_bits_ + label_bits_ <= 64;
-    if (one_key_) keys_.resize(n);
-    else row_words_.resize(n * std::max<int64_t>(words_, 1));
+    Layout(radix_bits_);
+    keys_.resize(n);
+    keys_tmp_.resize(n);
+    row_words_.resize(n * std::max<int64_t>(words_, 1));  // the most words any data needs
   }
 
   void Count(const int32_t* digits, const int32_t* labels, ffi::Span<const int32_t> table_t,
@@ -109,6 +134,14 @@ class Counter {
              int32_t* out_ty) {
     std::vector<uint32_t> sum_t(limbs_t, 0), sum_ty(limbs_ty, 0);
     std::fill(class_sizes_.begin(), class_sizes_.end(), 0);
+    // Pack with as many bits per digit as this element's largest digit needs (binning-width
+    // passes radix N, but a neuron has few distinct bins): rows are equal exactly when their
+    // packed keys are, whatever the bits, and short keys sort faster.
+    uint64_t largest = 0;
+    for (int64_t j = 0; j < width_ * n_; ++j)
+      largest = std::max(largest, static_cast<uint64_t>(static_cast<uint32_t>(digits[j])) &
+                                      radix_mask_);
+    Layout(BitLength(largest));
     for (int64_t i = 0; i < n_; ++i) {
       labels_[i] = static_cast<uint64_t>(static_cast<uint32_t>(labels[i])) & label_mask_;
       if (labels_[i] < static_cast<uint64_t>(num_classes_)) ++class_sizes_[labels_[i]];
@@ -121,7 +154,7 @@ class Counter {
                 (static_cast<uint64_t>(static_cast<uint32_t>(digits[w * n_ + i])) & digit_mask_);
         keys_[i] = label_bits_ == 0 ? key : (key << label_bits_) | labels_[i];
       }
-      std::sort(keys_.begin(), keys_.end());
+      SortKeys(keys_, keys_tmp_, static_cast<int>(width_ * digit_bits_ + label_bits_));
       const int shift = label_bits_;
       Runs([&](int64_t a, int64_t b) { return (keys_[a] >> shift) == (keys_[b] >> shift); },
            [&](int64_t a, int64_t b) { return keys_[a] == keys_[b]; }, table_t, limbs_t,
@@ -184,14 +217,24 @@ class Counter {
     }
   }
 
+  // Digits of digit_bits bits each: per_word_ to a 64-bit word, words_ words to a row, and
+  // whether a row and its label fit in one key.
+  void Layout(int digit_bits) {
+    digit_bits_ = digit_bits;
+    digit_mask_ = digit_bits_ == 0 ? 0 : (~uint64_t{0} >> (64 - digit_bits_));
+    per_word_ = digit_bits_ == 0 ? width_ + 1 : 64 / digit_bits_;
+    words_ = width_ == 0 ? 0 : (width_ + per_word_ - 1) / per_word_;
+    one_key_ = width_ * digit_bits_ + label_bits_ <= 64;
+  }
+
   int64_t width_, n_;
-  int digit_bits_, label_bits_;
+  int radix_bits_, digit_bits_ = 0, label_bits_;
   int64_t num_classes_;
-  uint64_t digit_mask_ = 0, label_mask_ = 0;
+  uint64_t radix_mask_ = 0, digit_mask_ = 0, label_mask_ = 0;
   int64_t per_word_ = 1, words_ = 0;
   bool one_key_ = true;
   std::vector<int64_t> order_;
-  std::vector<uint64_t> labels_, keys_, row_words_;
+  std::vector<uint64_t> labels_, keys_, keys_tmp_, row_words_;
   std::vector<int64_t> class_sizes_;
 };
 
