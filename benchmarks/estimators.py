@@ -6,8 +6,10 @@ On the paper network (12-10-7-5-4-3-2, tanh, N = 4096 inputs, all 6 layers measu
 inputs passed for matrix-renyi and knn; ``exact`` counts the same float layers, all of whose
 rows are distinct, as a quantized layer's might be; ``noisy`` on ``m`` copies of each layer, as
 its cost depends only on the shapes), in one process: one compiled program per estimator
-measures every layer of ``--seeds`` networks (vmapped, as inside a run), and one compiled
-program trains them for an epoch. Compile time is
+measures every layer of ``--seeds`` networks (vmapped, and counting as inside a run: natively
+on a CPU, see :mod:`ibjax.native_counting`; the discrete estimators are measured again as
+``ibjax.mi`` counts, in the program, beside them), and one compiled program trains them for an
+epoch. Compile time is
 reported apart; run times are the best of ``--repeats``. Then, in a subprocess, a full
 ``ibjax.run`` of ``--memory-seeds`` networks with both KDE bounds reports its peak resident
 memory (the N x N kernel is built in row blocks).
@@ -36,6 +38,7 @@ import ibjax  # noqa: E402
 from ibjax.hardware import hardware_info  # noqa: E402
 from ibjax.mi import ESTIMATORS  # noqa: E402
 from ibjax.mi._estimators import estimate_columns  # noqa: E402
+from ibjax.native_counting import discrete_routines  # noqa: E402
 from ibjax.train import make_trainer  # noqa: E402
 
 
@@ -100,15 +103,23 @@ def main() -> None:
     rows.append({"what": "training, one epoch (8 minibatches)", "compile_s": compile_s,
                  "ms_per_seed": 1e3 * run_s / args.seeds})
     x_columns = data.x.T  # the inputs of the rows, for matrix-renyi and knn
+    discrete = ("binning", "binning-width", "equal-mass", "exact")
     for name in plain:
-        def measure(state, name=name):
-            layers = trainer.layer_activations(state.params, data)
-            return [estimate_columns(t, y, 2, (name,), settings, x_columns) for t in layers]
+        countings = [trainer.discrete_counting]
+        if name in discrete and trainer.discrete_counting != "xla":
+            countings.append("xla")
+        for counting in countings:
+            def measure(state, name=name, counting=counting):
+                with discrete_routines(counting):
+                    layers = trainer.layer_activations(state.params, data)
+                    return [estimate_columns(t, y, 2, (name,), settings, x_columns)
+                            for t in layers]
 
-        compile_s, run_s = timed(jax.vmap(measure), states, repeats=args.repeats)
-        rows.append({"what": f"{name}, one snapshot (6 layers)", "compile_s": compile_s,
-                     "ms_per_seed": 1e3 * run_s / args.seeds})
-        print(f"  {rows[-1]['what']}: {rows[-1]['ms_per_seed']:.2f} ms per seed", flush=True)
+            compile_s, run_s = timed(jax.vmap(measure), states, repeats=args.repeats)
+            label = f" ({counting} counting)" if name in discrete else ""
+            rows.append({"what": f"{name}, one snapshot (6 layers){label}",
+                         "compile_s": compile_s, "ms_per_seed": 1e3 * run_s / args.seeds})
+            print(f"  {rows[-1]['what']}: {rows[-1]['ms_per_seed']:.2f} ms per seed", flush=True)
 
     # noisy: m samples per row, N m points against N m centres (O((N m)^2 d) per layer)
     for num_samples, num_rows in ((4, 1024), (1, 4096)):

@@ -193,9 +193,10 @@ class Trainer(NamedTuple):
       layer_products: each Dense layer's product of the MLP, ``"matmul"``, ``"broadcast"`` or
         ``"native"`` (``config.layer_product`` resolved for the platform, see
         :func:`ibjax.model.layer_products`); empty for other models.
-      discrete_counting: how the discrete estimators count groups of equal rows:
-        ``"native"`` (ibjax's CPU routine, :mod:`ibjax.native_counting`; the CPU default where
-        it builds) or ``"xla"`` (sorts in the program); the same bits either way.
+      discrete_counting: how the discrete estimators rank each neuron's values and count
+        groups of equal rows: ``"native"`` (ibjax's CPU routines, :mod:`ibjax.native_counting`;
+        the CPU default where they build) or ``"xla"`` (sorts in the program); the same bits
+        either way.
       num_mi_rows: rows the estimators measure on (``config.mi_samples`` resolved).
       spec: the :class:`DataSpec` the functions were built for.
       config: the configuration they were built for.
