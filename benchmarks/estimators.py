@@ -38,7 +38,7 @@ import ibjax  # noqa: E402
 from ibjax.hardware import hardware_info  # noqa: E402
 from ibjax.mi import ESTIMATORS  # noqa: E402
 from ibjax.mi._estimators import estimate_columns  # noqa: E402
-from ibjax.native_counting import discrete_routines  # noqa: E402
+from ibjax.native_counting import native_routines  # noqa: E402
 from ibjax.train import make_trainer  # noqa: E402
 
 
@@ -110,7 +110,7 @@ def main() -> None:
             countings.append("xla")
         for counting in countings:
             def measure(state, name=name, counting=counting):
-                with discrete_routines(counting):
+                with native_routines(counting):
                     layers = trainer.layer_activations(state.params, data)
                     return [estimate_columns(t, y, 2, (name,), settings, x_columns)
                             for t in layers]

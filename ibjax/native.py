@@ -32,10 +32,12 @@ from ibjax.cache import cache_dir
 SOURCES = ("native_products.cc", "native_counting.cc")
 DENSE_FORWARD, DENSE_BACKWARD_INPUT, DENSE_BACKWARD_KERNEL = (
     "ibjax_dense_forward", "ibjax_dense_backward_input", "ibjax_dense_backward_kernel")
-DISCRETE_MI_LIMBS, COLUMN_RANKS = "ibjax_discrete_mi_limbs", "ibjax_column_ranks"
+DISCRETE_MI_LIMBS, COLUMN_RANKS, KNN_COUNTS = (
+    "ibjax_discrete_mi_limbs", "ibjax_column_ranks", "ibjax_knn_counts")
 _SYMBOLS = {DENSE_FORWARD: "IbjaxDenseForward", DENSE_BACKWARD_INPUT: "IbjaxDenseBackwardInput",
             DENSE_BACKWARD_KERNEL: "IbjaxDenseBackwardKernel",
-            DISCRETE_MI_LIMBS: "IbjaxDiscreteMiLimbs", COLUMN_RANKS: "IbjaxColumnRanks"}
+            DISCRETE_MI_LIMBS: "IbjaxDiscreteMiLimbs", COLUMN_RANKS: "IbjaxColumnRanks",
+            KNN_COUNTS: "IbjaxKnnCounts"}
 FFI_TARGETS = tuple(_SYMBOLS)
 """The XLA FFI custom-call targets the library registers (on the CPU platform)."""
 COMPILE_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w", "-pipe")

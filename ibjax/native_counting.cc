@@ -30,12 +30,24 @@
 // (dense = 0: equal-mass binning's rank) or of smaller distinct values (dense = 1: an exact
 // relabelling into [0, N)), in the order of JAX's sorts: -0 equals 0, every NaN is equal to
 // every other and above +inf.
+//
+//   ibjax_knn_counts         t [..., d, N] float32, y [..., N] int32, x [..., D, N] float32
+//                            -> counts [..., 4, N] int32
+//
+// attribute k: the neighbour counts of ibjax/mi/_knn.py's kNN estimators, per row i, with
+// max-norm distances dt_ij = max_f |t_fi - t_fj| (dx likewise; a row's distance to itself is
+// +inf): the class size (rows j, i included, with y_j = y_i); the rows with dt_ij <= the k-th
+// smallest dt_ij among the same class (+inf if there are fewer than k); and, with D > 0, the
+// rows with dx_ij, and with dt_ij, < the k-th smallest max(dx_ij, dt_ij) (0 when D = 0).
+// The k-th smallest counts ties separately. Operands as above (batch sizes or 1); values
+// must be finite (the Python side measures only finite layers).
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <numeric>
+#include <tuple>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -63,7 +75,7 @@ ffi::Error BatchOffsets(ffi::Span<const int64_t> dims, const std::vector<int64_t
   for (size_t i = rank; i-- > 0;) {
     if (dims[i] != batch[i] && dims[i] != 1)
       return ffi::Error::InvalidArgument(
-          "ibjax_discrete_mi_limbs: an operand's batch dimension is neither the results' nor 1");
+          "ibjax: an operand's batch dimension is neither the results' nor 1");
     stride[i] = dims[i] == 1 ? 0 : step;
     step *= dims[i];
   }
@@ -348,6 +360,99 @@ class Ranker {
   std::vector<uint32_t> keys_, order_, keys_tmp_, order_tmp_;
 };
 
+// Keeps the k smallest of the values offered so far, ties separately, in ascending order.
+class Smallest {
+ public:
+  explicit Smallest(int64_t k) : best_(k) {}
+  void Reset() { std::fill(best_.begin(), best_.end(), INFINITY); }
+  void Offer(float v) {
+    if (!(v < best_.back())) return;
+    size_t slot = best_.size() - 1;
+    while (slot > 0 && best_[slot - 1] > v) {
+      best_[slot] = best_[slot - 1];
+      --slot;
+    }
+    best_[slot] = v;
+  }
+  float Kth() const { return best_.back(); }
+
+ private:
+  std::vector<float> best_;
+};
+
+// Max-norm distances from row i to every row of columns [width, n] (row i's own: +inf).
+void MaxDistances(const float* columns, int64_t width, int64_t n, int64_t i, float* out) {
+  std::fill(out, out + n, 0.0f);
+  for (int64_t f = 0; f < width; ++f) {
+    const float* feature = columns + f * n;
+    const float own = feature[i];
+    for (int64_t j = 0; j < n; ++j) out[j] = std::max(out[j], std::fabs(feature[j] - own));
+  }
+  out[i] = INFINITY;
+}
+
+ffi::Error KnnCounts(ffi::Buffer<ffi::F32> t, ffi::Buffer<ffi::S32> y, ffi::Buffer<ffi::F32> x,
+                     ffi::Result<ffi::Buffer<ffi::S32>> counts, int64_t k) {
+  auto td = t.dimensions();
+  auto yd = y.dimensions();
+  auto xd = x.dimensions();
+  auto cd = counts->dimensions();
+  const size_t rank = cd.size() - 2;  // batch dimensions
+  if (cd.size() < 2 || td.size() != rank + 2 || yd.size() != rank + 1 || xd.size() != rank + 2)
+    return ffi::Error::InvalidArgument(
+        "ibjax_knn_counts: t [..., d, N], y [..., N], x [..., D, N], counts [..., 4, N]");
+  const int64_t n = cd[rank + 1], width_t = td[rank], width_x = xd[rank];
+  if (cd[rank] != 4 || td[rank + 1] != n || yd[rank] != n || xd[rank + 1] != n || n < 1 ||
+      k < 1)
+    return ffi::Error::InvalidArgument(
+        "ibjax_knn_counts: shapes do not match, or N < 1, or k < 1");
+  std::vector<int64_t> batch(cd.begin(), cd.begin() + rank);
+  std::vector<int64_t> t_at, y_at, x_at;
+  for (auto [dims, block, offsets] :
+       {std::tuple{td, width_t * n, &t_at}, std::tuple{yd, n, &y_at},
+        std::tuple{xd, width_x * n, &x_at}}) {
+    ffi::Error err = BatchOffsets(dims, batch, block, offsets);
+    if (err.failure()) return err;
+  }
+  std::vector<float> dt(n), dx(width_x > 0 ? n : 0);
+  Smallest same_class(k), joint(k);
+  for (size_t b = 0; b < t_at.size(); ++b) {
+    const float* tb = t.typed_data() + t_at[b];
+    const int32_t* yb = y.typed_data() + y_at[b];
+    const float* xb = x.typed_data() + x_at[b];
+    int32_t* out = counts->typed_data() + b * 4 * n;
+    for (int64_t i = 0; i < n; ++i) {
+      MaxDistances(tb, width_t, n, i, dt.data());
+      same_class.Reset();
+      int32_t class_size = 0;
+      for (int64_t j = 0; j < n; ++j)
+        if (yb[j] == yb[i]) {
+          ++class_size;
+          same_class.Offer(dt[j]);
+        }
+      const float radius = same_class.Kth();
+      int32_t within = 0;
+      for (int64_t j = 0; j < n; ++j) within += dt[j] <= radius;
+      int32_t closer_x = 0, closer_t = 0;
+      if (width_x > 0) {
+        MaxDistances(xb, width_x, n, i, dx.data());
+        joint.Reset();
+        for (int64_t j = 0; j < n; ++j) joint.Offer(std::max(dx[j], dt[j]));
+        const float eps = joint.Kth();
+        for (int64_t j = 0; j < n; ++j) {
+          closer_x += dx[j] < eps;
+          closer_t += dt[j] < eps;
+        }
+      }
+      out[i] = class_size;
+      out[n + i] = within;
+      out[2 * n + i] = closer_x;
+      out[3 * n + i] = closer_t;
+    }
+  }
+  return ffi::Error::Success();
+}
+
 ffi::Error ColumnRanks(ffi::Buffer<ffi::F32> values, ffi::Result<ffi::Buffer<ffi::S32>> ranks,
                        int64_t dense) {
   auto vd = values.dimensions();
@@ -368,6 +473,14 @@ ffi::Error ColumnRanks(ffi::Buffer<ffi::F32> values, ffi::Result<ffi::Buffer<ffi
 }
 
 }  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxKnnCounts, KnnCounts,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::S32>>()
+                                  .Attr<int64_t>("k"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxColumnRanks, ColumnRanks,
                               ffi::Ffi::Bind()

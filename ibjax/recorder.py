@@ -50,7 +50,7 @@ from ibjax.config import Config, ConfigError, snapshot_epochs
 from ibjax.mi import MIError
 from ibjax.mi import estimate as estimate_mi
 from ibjax.mi._estimators import check_knn_classes, sample_propagation
-from ibjax.native_counting import discrete_counting_for, discrete_routines
+from ibjax.native_counting import discrete_counting_for, native_routines
 
 
 class RecorderState(NamedTuple):
@@ -244,7 +244,7 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
             noise_key = jax.random.fold_in(noise_key, 1)
         counted["discrete_counting"] = discrete_counting_for(jax.default_backend())
         try:
-            with discrete_routines(counted["discrete_counting"]):  # read while tracing
+            with native_routines(counted["discrete_counting"]):  # read while tracing
                 return estimate_mi(
                     layers, y_device, names, x=x_device, num_bins=settings.num_bins,
                     bin_range=settings.bin_range, bin_width=settings.bin_width,

@@ -27,7 +27,7 @@ from ibjax.config import Config, ConfigError, num_train
 from ibjax.data import Dataset
 from ibjax.mi._estimators import estimate_columns
 from ibjax.minibatches import binary_code_layout, make_batcher
-from ibjax.native_counting import discrete_counting_for, discrete_routines
+from ibjax.native_counting import discrete_counting_for, native_routines
 from ibjax.network import make_network
 from ibjax.permutation import permutation
 from ibjax.recorder import gradient_stats
@@ -194,9 +194,9 @@ class Trainer(NamedTuple):
         ``"native"`` (``config.layer_product`` resolved for the platform, see
         :func:`ibjax.model.layer_products`); empty for other models.
       discrete_counting: how the discrete estimators rank each neuron's values and count
-        groups of equal rows: ``"native"`` (ibjax's CPU routines, :mod:`ibjax.native_counting`;
-        the CPU default where they build) or ``"xla"`` (sorts in the program); the same bits
-        either way.
+        groups of equal rows, and kNN counts neighbours: ``"native"`` (ibjax's CPU routines,
+        :mod:`ibjax.native_counting`; the CPU default where they build) or ``"xla"`` (in the
+        program); the same bits either way.
       num_mi_rows: rows the estimators measure on (``config.mi_samples`` resolved).
       spec: the :class:`DataSpec` the functions were built for.
       config: the configuration they were built for.
@@ -440,7 +440,7 @@ def make_trainer(config: Config, data: Dataset | DataSpec, platform: str | None 
 
     def measure(state: TrainState, data: Data) -> tuple[jax.Array, ...]:
         """MI per layer (on the MI rows) and loss/accuracy at the current parameters."""
-        with discrete_routines(counting):  # decides how the traced estimators count
+        with native_routines(counting):  # decides how the traced estimators count
             return measure_traced(state, data)
 
     def measure_traced(state: TrainState, data: Data) -> tuple[jax.Array, ...]:

@@ -17,7 +17,8 @@ import ibjax
 from ibjax import native, train
 from ibjax.mi import _entropy
 from ibjax.mi._estimators import Settings, estimate_columns
-from ibjax.native_counting import column_ranks, discrete_routines
+from ibjax.mi._knn import knn_mi
+from ibjax.native_counting import column_ranks, native_routines
 from ibjax.train import make_trainer
 
 pytestmark = pytest.mark.skipif(
@@ -31,7 +32,7 @@ def both_ways(fn, *args, targets=("ibjax_discrete_mi_limbs",)):
     the program must call), as NumPy."""
 
     def counted(*args):  # the choice is read while tracing: inside, so jit's cache sees it
-        with discrete_routines("native"):
+        with native_routines("native"):
             return fn(*args)
 
     xla, native_ = jax.jit(fn).lower(*args), jax.jit(counted).lower(*args)
@@ -211,3 +212,30 @@ def test_the_recorder_counts_natively_on_cpus_and_measures_the_same():
         counts, sorted_, attrs = measured()
     assert counts == (False, False) and attrs["discrete_counting"] == "xla"
     assert_same_bits(sorted_, native_)
+
+
+# (rows, layer width, input width, k, classes): one block of rows, several blocks with the last
+# padded (3000 rows: blocks of 349), no inputs, k above the XLA path's rounds of minima (its
+# top_k), a class smaller than k (NaN), a layer wider than the unrolled distances (a scan).
+KNN_CASES = [(300, 3, 4, 3, 3), (3000, 6, 12, 3, 2), (257, 1, 0, 5, 2), (120, 2, 3, 20, 2),
+             (200, 4, 2, 3, 40), (150, 40, 5, 2, 2)]
+
+
+@pytest.mark.parametrize(("n", "width", "inputs", "k", "classes"), KNN_CASES)
+def test_knn_counts_neighbours_natively_with_the_same_bits(n, width, inputs, k, classes):
+    """kNN's I(X;T) and I(T;Y) with the native neighbour counts: the row blocks' bits, on
+    saturated layers and binary inputs (ties before the jitter), two seeds vmapped with the
+    inputs and labels shared."""
+    rng = np.random.default_rng(n + width)
+    t = np.tanh(rng.normal(size=(2, width, n)) * 4).astype(np.float32)  # many at +-1
+    x = None if inputs == 0 else jnp.asarray(rng.integers(0, 2, (inputs, n)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, classes, n), jnp.int32)
+
+    def mi(t):
+        return knn_mi(t, y, x, k)
+
+    xla, native_ = both_ways(jax.vmap(mi), jnp.asarray(t), targets=("ibjax_knn_counts",))
+    assert_same_bits(xla, native_)
+    assert np.isnan(native_[0]).all() == (inputs == 0)
+    smallest_class = np.bincount(np.asarray(y), minlength=classes).min()
+    assert np.isnan(native_[1]).all() == (smallest_class <= k)

@@ -18,8 +18,9 @@
   with ``eps_i`` the joint max-norm distance ``max(|x_i - x_j|, |t_i - t_j|)`` to the k-th
   neighbour and ``n_x``, ``n_t`` the other rows strictly closer than ``eps_i`` in each space.
 
-Neighbour counts are exact (every pair, in row blocks: O(N^2 d) time, O(block N) memory), in
-nats converted to bits. Estimates are not clipped: small negative values are the estimator's
+Neighbour counts are exact (every pair, in row blocks: O(N^2 d) time, O(block N) memory;
+on a CPU ibjax's runner and recorder count them natively, see :func:`neighbours_by`), in nats
+converted to bits. Estimates are not clipped: small negative values are the estimator's
 bias around 0.
 
 Scale. Max-norm neighbourhoods depend on each feature's units (inputs of 0-255 beside tanh
@@ -51,13 +52,16 @@ the sample, not as the information of a noisy channel.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma
 
-from ibjax.mi._distances import map_row_blocks, max_distances, mean_over_rows
+from ibjax.mi._distances import block_rows, map_row_blocks, max_distances, mean_over_rows
 
 KNN_JITTER = 1e-3
 LN2 = math.log(2.0)
@@ -98,6 +102,31 @@ def _kth_smallest(values: jax.Array, k: int) -> jax.Array:
         count = count + ties
         values = jnp.where(values == smallest[:, None], jnp.inf, values)
     return found
+
+
+# The function that counts neighbours for knn_mi, or None for the row blocks there (see
+# neighbours_by).
+_NEIGHBOURS: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
+    "ibjax_knn_neighbours", default=None)
+
+
+@contextlib.contextmanager
+def neighbours_by(counts_fn: Callable | None) -> Iterator[None]:
+    """Within the block, :func:`knn_mi` (traced, float32 layers) gets its neighbour counts from
+    ``counts_fn`` instead of computing distances in the program (None: in the program).
+
+    Read while tracing, like :func:`ibjax.mi._entropy.counting_by`. ``counts_fn(t, y, x, k)``,
+    with the jittered ``t`` ``[d, N]`` and ``x`` ``[D, N]`` float32 (``D = 0`` without inputs)
+    and ``y`` ``[N]`` int32, returns ``[4, N]`` int32 per row: the class size, the rows within
+    the k-th same-class neighbour's distance, and (``D > 0``) the other rows strictly closer
+    than the k-th joint neighbour in x and in t, exactly as the row blocks count them (e.g.
+    :mod:`ibjax.native_counting` on a CPU).
+    """
+    token = _NEIGHBOURS.set(counts_fn)
+    try:
+        yield
+    finally:
+        _NEIGHBOURS.reset(token)
 
 
 def knn_mi(t_columns: jax.Array, y: jax.Array, x_columns: jax.Array | None,
@@ -141,7 +170,25 @@ def knn_mi(t_columns: jax.Array, y: jax.Array, x_columns: jax.Array | None,
                          + digamma(n_t.astype(t_columns.dtype)))
         return jnp.stack(terms)
 
-    terms, valid = map_row_blocks(one_block, columns, num_rows)
+    counts_fn = _NEIGHBOURS.get()
+    if counts_fn is not None and t_columns.dtype == jnp.float32 and (
+            not with_x or x_all.dtype == jnp.float32):
+        x_given = x_all if with_x else jnp.zeros((0, num_rows), jnp.float32)
+        counts = counts_fn(t_columns, y.astype(jnp.int32), x_given, k)
+        class_size, within, closer_x, closer_t = counts
+        terms = [digamma(class_size.astype(t_columns.dtype)),
+                 digamma(within.astype(t_columns.dtype)),
+                 (class_size <= k).astype(t_columns.dtype)]
+        if with_x:
+            terms.append(digamma((closer_x + 1).astype(t_columns.dtype))
+                         + digamma((closer_t + 1).astype(t_columns.dtype)))
+        # laid out as the row blocks lay them out, so the means add in the same order
+        block, num_blocks = block_rows(num_rows)
+        terms = jnp.pad(jnp.stack(terms), ((0, 0), (0, num_blocks * block - num_rows)))
+        terms = jnp.swapaxes(terms.reshape(len(terms), num_blocks, block), 0, 1)
+        valid = jnp.arange(num_blocks * block) < num_rows
+    else:
+        terms, valid = map_row_blocks(one_block, columns, num_rows)
 
     def mean(index):
         return mean_over_rows(terms[:, index], valid, num_rows)
