@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibjax import native
-from ibjax.mi._entropy import FixedPointTable, counting_by, ranking_by
-from ibjax.mi._knn import neighbours_by
+from ibjax.mi._entropy import FixedPointTable
+from ibjax.mi._hooks import COUNTING, NEIGHBOURS, RANKING
 
 
 def discrete_counting_for(platform: str) -> str:
@@ -89,7 +89,7 @@ def column_ranks(values: jax.Array, dense: bool) -> jax.Array:
 
 
 def knn_counts(t: jax.Array, y: jax.Array, x: jax.Array, k: int) -> jax.Array:
-    """The neighbour counts of :func:`ibjax.mi._knn.neighbours_by`, computed natively.
+    """The neighbour counts of :data:`ibjax.mi._hooks.NEIGHBOURS`, computed natively.
 
     Args:
       t: ``[d, N]`` float32, the layer's jittered columns (finite).
@@ -116,6 +116,6 @@ def native_routines(counting: str) -> Iterator[None]:
     neighbours with the native routines if ``counting`` is ``"native"``, in the program if
     ``"xla"`` (the same integers either way)."""
     native_ = counting == "native"
-    with counting_by(discrete_mi_limbs if native_ else None), ranking_by(
-            column_ranks if native_ else None), neighbours_by(knn_counts if native_ else None):
+    with COUNTING.using(discrete_mi_limbs if native_ else None), RANKING.using(
+            column_ranks if native_ else None), NEIGHBOURS.using(knn_counts if native_ else None):
         yield

@@ -12,16 +12,15 @@ Nothing here changes JAX's global settings (no 64-bit mode).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import math
-from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ibjax.mi import _hooks
 
 
 def _chunk_layout(radices: list[int], capacity: int) -> list[list[int]] | None:
@@ -262,55 +261,6 @@ def bits_from_limbs(totals: jax.Array, table: FixedPointTable) -> jax.Array:
     return accurate_sum(jnp.stack(parts))
 
 
-# The function that counts groups for mutual_informations, or None for the sorts below (see
-# counting_by).
-_COUNTING: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
-    "ibjax_discrete_counting", default=None)
-
-
-@contextlib.contextmanager
-def counting_by(limbs_fn: Callable | None) -> Iterator[None]:
-    """Within the block, :func:`mutual_informations` (traced) gets its limb sums from
-    ``limbs_fn`` instead of sorting in the program (None: sorting).
-
-    Read while tracing: the block must be inside the traced function (as ibjax's trainer
-    does), since ``jax.jit`` reuses a function's earlier trace whatever the block says.
-
-    ``limbs_fn(digits, labels, radix, num_classes, table_t, table_ty)``, with ``digits``
-    ``[width, N]`` int32 in ``[0, radix)`` and ``labels`` ``[N]`` int32 in ``[0, num_classes)``,
-    returns the int32 limb sums ``([Lt], [Lty])`` of H(T) with ``table_t`` and of
-    H(T) + H(Y) - H(T, Y) with ``table_ty`` (:class:`FixedPointTable`), exactly as the sorts
-    would (e.g. :mod:`ibjax.native_counting` on a CPU), so the bits are the same.
-    """
-    token = _COUNTING.set(limbs_fn)
-    try:
-        yield
-    finally:
-        _COUNTING.reset(token)
-
-
-# The function that ranks values along rows for column_ranks, or None for the sorts there (see
-# ranking_by).
-_RANKING: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
-    "ibjax_column_ranking", default=None)
-
-
-@contextlib.contextmanager
-def ranking_by(ranks_fn: Callable | None) -> Iterator[None]:
-    """Within the block, :func:`column_ranks` (traced) gets float32, float16 and bfloat16 ranks
-    from ``ranks_fn(values, dense)`` instead of sorting in the program (None: sorting).
-
-    Read while tracing, like :func:`counting_by`. ``ranks_fn`` takes ``values`` ``[d, N]``
-    float32 and returns :func:`column_ranks`'s int32 ranks exactly (e.g.
-    :mod:`ibjax.native_counting` on a CPU).
-    """
-    token = _RANKING.set(ranks_fn)
-    try:
-        yield
-    finally:
-        _RANKING.reset(token)
-
-
 _EXACT_IN_FLOAT32 = (jnp.float32, jnp.float16, jnp.bfloat16)
 
 
@@ -321,7 +271,7 @@ def column_ranks(values: jax.Array, dense: bool) -> jax.Array:
 
     ``[d, N]`` float -> ``[d, N]`` int32.
     """
-    ranks_fn = _RANKING.get()
+    ranks_fn = _hooks.RANKING.get()  # a substitute set while tracing, or None
     if ranks_fn is not None and values.dtype in _EXACT_IN_FLOAT32:  # exact in float32
         return ranks_fn(values.astype(jnp.float32), dense)
     if dense:
@@ -365,7 +315,7 @@ def mutual_informations(digits: list[jax.Array], radix: int, labels: jax.Array,
     if num_classes is None:
         labels, num_classes = dense_rank(labels), num_samples
     labels = labels.astype(jnp.int32)
-    limbs_fn = _COUNTING.get()
+    limbs_fn = _hooks.COUNTING.get()  # a substitute set while tracing, or None
     if limbs_fn is not None:
         table_t = fixed_point_table(num_samples, num_samples)
         table_ty = fixed_point_table(num_samples, 3 * num_samples)  # as _mi_from_groups's

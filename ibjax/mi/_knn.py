@@ -19,7 +19,7 @@
   neighbour and ``n_x``, ``n_t`` the other rows strictly closer than ``eps_i`` in each space.
 
 Neighbour counts are exact (every pair, in row blocks: O(N^2 d) time, O(block N) memory;
-on a CPU ibjax's runner and recorder count them natively, see :func:`neighbours_by`), in nats
+on a CPU the runner and recorder count them natively, see :mod:`ibjax.mi._hooks`), in nats
 converted to bits. Estimates are not clipped: small negative values are the estimator's
 bias around 0.
 
@@ -52,15 +52,13 @@ the sample, not as the information of a noisy channel.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
-from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma
 
+from ibjax.mi import _hooks
 from ibjax.mi._distances import block_rows, map_row_blocks, max_distances, mean_over_rows
 
 KNN_JITTER = 1e-3
@@ -104,31 +102,6 @@ def _kth_smallest(values: jax.Array, k: int) -> jax.Array:
     return found
 
 
-# The function that counts neighbours for knn_mi, or None for the row blocks there (see
-# neighbours_by).
-_NEIGHBOURS: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
-    "ibjax_knn_neighbours", default=None)
-
-
-@contextlib.contextmanager
-def neighbours_by(counts_fn: Callable | None) -> Iterator[None]:
-    """Within the block, :func:`knn_mi` (traced, float32 layers) gets its neighbour counts from
-    ``counts_fn`` instead of computing distances in the program (None: in the program).
-
-    Read while tracing, like :func:`ibjax.mi._entropy.counting_by`. ``counts_fn(t, y, x, k)``,
-    with the jittered ``t`` ``[d, N]`` and ``x`` ``[D, N]`` float32 (``D = 0`` without inputs)
-    and ``y`` ``[N]`` int32, returns ``[4, N]`` int32 per row: the class size, the rows within
-    the k-th same-class neighbour's distance, and (``D > 0``) the other rows strictly closer
-    than the k-th joint neighbour in x and in t, exactly as the row blocks count them (e.g.
-    :mod:`ibjax.native_counting` on a CPU).
-    """
-    token = _NEIGHBOURS.set(counts_fn)
-    try:
-        yield
-    finally:
-        _NEIGHBOURS.reset(token)
-
-
 def knn_mi(t_columns: jax.Array, y: jax.Array, x_columns: jax.Array | None,
            k: int) -> tuple[jax.Array, jax.Array]:
     """kNN ``(I(X;T), I(T;Y))`` in bits (module docstring).
@@ -170,7 +143,7 @@ def knn_mi(t_columns: jax.Array, y: jax.Array, x_columns: jax.Array | None,
                          + digamma(n_t.astype(t_columns.dtype)))
         return jnp.stack(terms)
 
-    counts_fn = _NEIGHBOURS.get()
+    counts_fn = _hooks.NEIGHBOURS.get()  # a substitute set while tracing, or None
     if counts_fn is not None and t_columns.dtype == jnp.float32 and (
             not with_x or x_all.dtype == jnp.float32):
         x_given = x_all if with_x else jnp.zeros((0, num_rows), jnp.float32)
