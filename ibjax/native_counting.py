@@ -75,17 +75,23 @@ def discrete_mi_limbs(digits: jax.Array, labels: jax.Array, radix: int, num_clas
 
 
 def column_ranks(values: jax.Array, dense: bool) -> jax.Array:
-    """:func:`ibjax.mi._entropy.column_ranks` of float32 ``values`` ``[..., N]`` (along the last
-    axis), computed natively: the same int32 ranks as the program's sorts. Vmappable; runs on
-    CPUs only.
+    """:func:`ibjax.mi._entropy.column_ranks` of ``values`` ``[..., N]`` (along the last axis;
+    float32, float16 or bfloat16), computed natively: the same int32 ranks as the program's
+    sorts. Vmappable, and differentiable (zero gradient, as the sorts'); runs on CPUs only.
 
     Raises:
+      TypeError: ``values`` of another dtype (its ranks would not be exact in float32).
       RuntimeError: ibjax's native routines cannot be built here (the reason said).
     """
+    values = jnp.asarray(values)
+    if values.dtype not in (jnp.float32, jnp.float16, jnp.bfloat16):
+        raise TypeError(f"values must be float32, float16 or bfloat16 (exact in float32), got "
+                        f"{values.dtype}")
     native.require("the native ranking")
+    # Ranks are integers: no gradient flows (as through the sorts), and an FFI call has no rule.
+    values = jax.lax.stop_gradient(values).astype(jnp.float32)
     return jax.ffi.ffi_call(native.COLUMN_RANKS, jax.ShapeDtypeStruct(values.shape, jnp.int32),
-                            vmap_method="expand_dims")(values.astype(jnp.float32),
-                                                       dense=np.int64(bool(dense)))
+                            vmap_method="expand_dims")(values, dense=np.int64(bool(dense)))
 
 
 def knn_counts(t: jax.Array, y: jax.Array, x: jax.Array, k: int) -> jax.Array:
@@ -99,15 +105,17 @@ def knn_counts(t: jax.Array, y: jax.Array, x: jax.Array, k: int) -> jax.Array:
 
     Returns:
       ``[4, N]`` int32: class sizes, rows within the k-th same-class neighbour, other rows
-      closer than the k-th joint neighbour in x and in t. Vmappable; runs on CPUs only.
+      closer than the k-th joint neighbour in x and in t. Vmappable, and differentiable (zero
+      gradient, as the counts in the program); runs on CPUs only.
 
     Raises:
       RuntimeError: ibjax's native routines cannot be built here (the reason said).
     """
     native.require("the native kNN counts")
     result = jax.ShapeDtypeStruct((4, t.shape[-1]), jnp.int32)
+    t, x = (jax.lax.stop_gradient(a).astype(jnp.float32) for a in (t, x))  # integer counts
     return jax.ffi.ffi_call(native.KNN_COUNTS, result, vmap_method="expand_dims")(
-        t.astype(jnp.float32), y.astype(jnp.int32), x.astype(jnp.float32), k=np.int64(k))
+        t, y.astype(jnp.int32), x, k=np.int64(k))
 
 
 @contextlib.contextmanager

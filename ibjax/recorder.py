@@ -312,8 +312,9 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
                               f"them), got ixt of shape {host.ixt.shape}: reshape them to "
                               f"[seeds, ...] first")
         if np.isnan(host.ixt).all():
-            raise ConfigError("nothing was recorded: every snapshot of every network is NaN "
-                              "(was record called at the snapshot epochs?)")
+            raise ConfigError("nothing was recorded: every I(X;T) of every network is NaN "
+                              "(was record called at the snapshot epochs? a layer holding NaN "
+                              "or inf also measures as NaN)")
         num_seeds = host.ixt.shape[0]
         seeds = np.arange(num_seeds) if seeds is None else np.asarray(seeds)
         if seeds.shape != (num_seeds,) or not np.issubdtype(seeds.dtype, np.integer) or len(

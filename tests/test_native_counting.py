@@ -239,3 +239,34 @@ def test_knn_counts_neighbours_natively_with_the_same_bits(n, width, inputs, k, 
     assert np.isnan(native_[0]).all() == (inputs == 0)
     smallest_class = np.bincount(np.asarray(y), minlength=classes).min()
     assert np.isnan(native_[1]).all() == (smallest_class <= k)
+
+
+def test_measuring_inside_a_differentiated_function():
+    """A loss that also records (``jax.grad`` with ``has_aux``; ``ibjax.quantize`` passes a
+    straight-through tangent to the layer): the native routines take no gradient, as the
+    program's sorts and counts give none, so the loss's gradient and the measurement are the
+    ones without them."""
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(300, 5)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(5, 4)), jnp.float32)
+    y = np.arange(300) % 3
+    names = ("equal-mass", "exact", "knn", "binning-width")
+    rec = ibjax.make_recorder([0], y, names, layer_names=("h",), x=x, quantize=8)
+
+    def layer(w):
+        return ibjax.quantize(jnp.tanh(x @ w), 8)
+
+    def loss(w, state):
+        h = layer(w)
+        return jnp.mean(h ** 2), rec.record(state, 0, [h])
+
+    step = jax.jit(jax.grad(loss, has_aux=True))
+    text = step.lower(w, rec.init()).as_text()
+    assert "ibjax_column_ranks" in text and "ibjax_knn_counts" in text
+    grads, state = step(w, rec.init())
+    np.testing.assert_array_equal(grads, jax.jit(jax.grad(lambda w: jnp.mean(layer(w) ** 2)))(w))
+    want = jax.jit(lambda h: ibjax.mi.estimate([h], y, names, x=x))(layer(w))  # in the program
+    assert_same_bits((np.asarray(state.ixt[0]), np.asarray(state.ity[0])),
+                     jax.tree.map(np.asarray, want))
+    with pytest.raises(TypeError, match="values must be float32"):
+        column_ranks(jnp.arange(4), dense=True)

@@ -266,8 +266,9 @@ _EXACT_IN_FLOAT32 = (jnp.float32, jnp.float16, jnp.bfloat16)
 
 def column_ranks(values: jax.Array, dense: bool) -> jax.Array:
     """Each value's rank within its row, in the order of ``jnp.sort`` (-0 equals 0, every NaN
-    equal and above +inf): the number of smaller values in the row (``dense=False``) or of
-    smaller distinct values (``dense=True``, an exact relabelling into ``[0, N)``).
+    equal and above +inf; on a CPU, where XLA flushes subnormals to zero, they rank as 0): the
+    number of smaller values in the row (``dense=False``) or of smaller distinct values
+    (``dense=True``, an exact relabelling into ``[0, N)``).
 
     ``[d, N]`` float -> ``[d, N]`` int32.
     """
