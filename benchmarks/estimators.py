@@ -7,7 +7,7 @@ inputs passed for matrix-renyi and knn; ``exact`` counts the same float layers, 
 rows are distinct, as a quantized layer's might be; ``noisy`` on ``m`` copies of each layer, as
 its cost depends only on the shapes), in one process: one compiled program per estimator
 measures every layer of ``--seeds`` networks (vmapped, and counting as inside a run: natively
-on a CPU, see :mod:`ibjax.native_counting`; the discrete estimators are measured again as
+on a CPU, see :mod:`ibjax.native_counting`; the discrete estimators and knn are measured again as
 ``ibjax.mi`` counts, in the program, beside them), and one compiled program trains them for an
 epoch. Compile time is
 reported apart; run times are the best of ``--repeats``. Then, in a subprocess, a full
@@ -103,10 +103,10 @@ def main() -> None:
     rows.append({"what": "training, one epoch (8 minibatches)", "compile_s": compile_s,
                  "ms_per_seed": 1e3 * run_s / args.seeds})
     x_columns = data.x.T  # the inputs of the rows, for matrix-renyi and knn
-    discrete = ("binning", "binning-width", "equal-mass", "exact")
+    counted = ("binning", "binning-width", "equal-mass", "exact", "knn")  # native on CPUs
     for name in plain:
         countings = [trainer.discrete_counting]
-        if name in discrete and trainer.discrete_counting != "xla":
+        if name in counted and trainer.discrete_counting != "xla":
             countings.append("xla")
         for counting in countings:
             def measure(state, name=name, counting=counting):
@@ -116,7 +116,7 @@ def main() -> None:
                             for t in layers]
 
             compile_s, run_s = timed(jax.vmap(measure), states, repeats=args.repeats)
-            label = f" ({counting} counting)" if name in discrete else ""
+            label = f" ({counting} counting)" if name in counted else ""
             rows.append({"what": f"{name}, one snapshot (6 layers){label}",
                          "compile_s": compile_s, "ms_per_seed": 1e3 * run_s / args.seeds})
             print(f"  {rows[-1]['what']}: {rows[-1]['ms_per_seed']:.2f} ms per seed", flush=True)
