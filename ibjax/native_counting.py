@@ -18,8 +18,8 @@ with a radix sort, with the same integers.
 
 ``knn`` counts neighbours within max-norm radii; XLA builds the distances in blocks of rows
 and finds each row's k-th neighbour in k rounds of row minima. :func:`knn_counts` does each
-row in one pass over the others (distances exact, so the counts, and the bits, are the same),
-about 5 times faster on a CPU.
+row in one pass over the others (distances exact, so the counts are the same on the same
+jittered values), 3-5 times faster on the paper network's layers on a CPU.
 
 :func:`native_routines` turns all three on; the trainer and the recorder use it on CPUs.
 """
@@ -100,7 +100,7 @@ def knn_counts(t: jax.Array, y: jax.Array, x: jax.Array, k: int) -> jax.Array:
     Args:
       t: ``[d, N]`` float32, the layer's jittered columns (finite).
       y: ``[N]`` int32 labels.
-      x: ``[D, N]`` float32, the inputs' jittered columns (``D = 0``: none).
+      x: ``[D, N]`` float32, the inputs' jittered columns (``D = 0`` or None: none).
       k: neighbours, >= 1.
 
     Returns:
@@ -109,8 +109,13 @@ def knn_counts(t: jax.Array, y: jax.Array, x: jax.Array, k: int) -> jax.Array:
       gradient, as the counts in the program); runs on CPUs only.
 
     Raises:
+      ValueError: ``k`` not an integer in ``[1, N]``.
       RuntimeError: ibjax's native routines cannot be built here (the reason said).
     """
+    t = jnp.asarray(t)
+    x = jnp.zeros((0, t.shape[-1]), jnp.float32) if x is None else x
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= t.shape[-1]:
+        raise ValueError(f"k must be an integer in [1, N = {t.shape[-1]}], got {k!r}")
     native.require("the native kNN counts")
     result = jax.ShapeDtypeStruct((4, t.shape[-1]), jnp.int32)
     t, x = (jax.lax.stop_gradient(a).astype(jnp.float32) for a in (t, x))  # integer counts

@@ -18,7 +18,7 @@ from ibjax import native, train
 from ibjax.mi import _entropy
 from ibjax.mi._estimators import Settings, estimate_columns
 from ibjax.mi._knn import knn_mi
-from ibjax.native_counting import column_ranks, native_routines
+from ibjax.native_counting import column_ranks, knn_counts, native_routines
 from ibjax.train import make_trainer
 
 pytestmark = pytest.mark.skipif(
@@ -270,3 +270,29 @@ def test_measuring_inside_a_differentiated_function():
                      jax.tree.map(np.asarray, want))
     with pytest.raises(TypeError, match="values must be float32"):
         column_ranks(jnp.arange(4), dense=True)
+
+
+def test_knn_on_huge_features_and_wide_labels():
+    """A finite feature near float32's largest is standardised without overflow (it was NaN
+    after the jitter, and each path turned that into different numbers): the estimate is the
+    one of the feature scaled down by 2**-100 on both paths. A direct call with k beyond the
+    rows is refused."""
+    rng = np.random.default_rng(4)
+    t = rng.normal(size=(3, 400)).astype(np.float32)
+    huge = t.copy()
+    huge[0] *= np.float32(3e38) / np.abs(t[0]).max()
+    scaled = huge.copy()
+    scaled[0] = huge[0] * np.float32(2.0**-100)
+    x = jnp.asarray(rng.normal(size=(2, 400)), jnp.float32)
+    y = jnp.asarray(np.arange(400) % 2, jnp.int32)
+
+    def mi(t):
+        return knn_mi(t, y, x, 3)
+
+    xla, native_ = both_ways(mi, jnp.asarray(huge), targets=("ibjax_knn_counts",))
+    assert_same_bits(xla, native_)
+    assert np.isfinite(native_).all()
+    assert_same_bits(native_, both_ways(mi, jnp.asarray(scaled),
+                                        targets=("ibjax_knn_counts",))[1])
+    with pytest.raises(ValueError, match="k must be an integer in"):
+        knn_counts(jnp.asarray(t), y, None, 401)

@@ -27,7 +27,8 @@ Scale. Max-norm neighbourhoods depend on each feature's units (inputs of 0-255 b
 units in [-1, 1] would leave the joint distance to the inputs alone), so, as Kraskov et al. and
 ``sklearn`` do, every feature of the layer and of the inputs is first standardised: centred and
 divided by its standard deviation over the rows (a constant feature is only centred). The
-estimates are therefore invariant to each feature's offset and scale.
+estimates are therefore invariant to each feature's offset and scale (a feature reaching
+``HUGE_FEATURE`` is first multiplied by 2**-100, exactly, so its mean cannot overflow).
 
 Ties. The estimators assume no two distances are equal; binary inputs such as the paper's have
 max-norm distances of only 0 and 1, and saturated tanh units sit at exactly +-1. As public kNN
@@ -56,6 +57,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import digamma
 
 from ibjax.mi import _hooks
@@ -65,9 +67,16 @@ KNN_JITTER = 1e-3
 LN2 = math.log(2.0)
 
 
+HUGE_FEATURE = 1e30  # beyond this magnitude a feature is first scaled down by 2**-100
+
+
 def standardise(columns: jax.Array) -> jax.Array:
     """Each feature (row) of ``columns[d, N]`` centred and divided by its standard deviation
-    (1 for a constant feature), without overflow for values up to float32's largest."""
+    (1 for a constant feature), without overflow for values up to float32's largest: a feature
+    reaching :data:`HUGE_FEATURE` is first multiplied by 2**-100 (exact; the result does not
+    depend on the scale; others are left as they are, bit for bit)."""
+    magnitude = jnp.max(jnp.abs(columns), axis=1, keepdims=True)
+    columns = jnp.where(magnitude > HUGE_FEATURE, columns * np.float32(2.0**-100), columns)
     centred = columns - jnp.mean(columns, axis=1, keepdims=True)
     largest = jnp.max(jnp.abs(centred), axis=1, keepdims=True)
     largest = jnp.where(largest > 0, largest, 1.0)
@@ -144,8 +153,8 @@ def knn_mi(t_columns: jax.Array, y: jax.Array, x_columns: jax.Array | None,
         return jnp.stack(terms)
 
     counts_fn = _hooks.NEIGHBOURS.get()  # a substitute set while tracing, or None
-    if counts_fn is not None and t_columns.dtype == jnp.float32 and (
-            not with_x or x_all.dtype == jnp.float32):
+    if counts_fn is not None and k <= num_rows and t_columns.dtype == jnp.float32 and (
+            y.dtype.itemsize <= 4 and (not with_x or x_all.dtype == jnp.float32)):  # exact
         x_given = x_all if with_x else jnp.zeros((0, num_rows), jnp.float32)
         counts = counts_fn(t_columns, y.astype(jnp.int32), x_given, k)
         class_size, within, closer_x, closer_t = counts
