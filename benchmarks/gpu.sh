@@ -22,28 +22,33 @@
 # FUSED_SEEDS, default 1000, with FUSED_ARGS, into fused.jsonl; limit FUSED_STEP_S, 300 s).
 # throughput.py and fused_epoch.py report the training FLOP/s and the fraction of the GPU's
 # float32 peak.
-# With the 10,000 seeds, the fused kernel and the compile study every step takes ~20-25
-# minutes in all. Each fused kernel variant also pays Triton's compile, ~40 s for the paper
-# network on a 2-core CPU (benchmarks/triton_compile.py), per seed count and per program that
-# holds it. With 15 minutes of device time (machine start included) and 10 minutes per
-# command, run issue 20's measurements as these commands, in this order, each while `status`
-# leaves time for its limits (step limits add up to 7, 9 and 6 minutes at most):
-# 1. the fused kernel against XLA at 1000 and 10,000 seeds (4 and 8 warps per program):
-#   FUSED_STEP_S=420 FUSED_SEEDS="1000 10000" SEEDS= BIG_SEEDS= \
+# DEADLINE_S (default 0, none): every step ends by then (seconds after the start), shortened
+# to what is left and skipped under 30 s, so the results and table.md are written before the
+# device tool's own limit cuts the command. BIG_KERNELS (default xla) as KERNELS, for BIG_SEEDS.
+# Each fused kernel variant pays Triton's compile, ~40 s for the paper network on a 2-core CPU
+# (benchmarks/triton_compile.py), per seed count and per program that holds it.
+# A device session has 15 minutes in all (machine start included), 10 minutes per command: run
+# issue 20's measurements as these commands, in this order, the next only while `status`
+# leaves time for it (use the device tool's timeout_s = DEADLINE_S + 40):
+# 1. item 4, whole runs of the paper configuration (snapshots included): 1000 seeds with XLA
+#    and with the fused kernel, then 10,000 seeds with both (about 8-9 minutes at most):
+#   DEADLINE_S=540 FUSED=0 SEEDS=1000 KERNELS="xla fused" STEP_S=150 BIG_SEEDS=10000 \
+#     BIG_KERNELS="xla fused" BIG_STEP_S=200 COMPILE=0 ABLATE=0 TESTS=0 EST_SEEDS=0 ACROSS=0 \
+#     CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+# 2. item 1 on the GPU (where compile time goes) and the GPU checks of init's two programs and
+#    of the fused kernel (the real Triton kernel against XLA):
+#   DEADLINE_S=400 FUSED=0 SEEDS= BIG_SEEDS= COMPILE_STEP_S=200 ABLATE=0 TESTS=1 \
+#     TESTS_STEP_S=150 TEST_ARGS="tests/test_initial_weights.py \
+#     tests/test_fused_epoch.py::test_diverging_seeds_are_flagged_at_their_epoch_and_leave_the_others_alone" \
+#     EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+# 3. the fused kernel alone against XLA's training half at 1000 and 10,000 seeds (4 and 8
+#    warps per program, 1 and 10 epochs per launch):
+#   DEADLINE_S=420 FUSED_STEP_S=420 FUSED_SEEDS="1000 10000" SEEDS= BIG_SEEDS= \
 #     FUSED_ARGS="--epochs-per-call 10 --num-warps 4 8 --xla-epochs 1000" COMPILE=0 ABLATE=0 \
 #     TESTS=0 EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 \
 #     bash benchmarks/gpu.sh
-# 2. whole runs (snapshots included) at 1000 seeds with XLA and with the fused kernel, and
-#    XLA at 10,000 seeds:
-#   FUSED=0 SEEDS=1000 KERNELS="xla fused" STEP_S=180 BIG_STEP_S=180 COMPILE=0 ABLATE=0 \
-#     TESTS=0 EST_SEEDS=0 ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 \
-#     bash benchmarks/gpu.sh
-# 3. where compile time goes on the GPU, and the GPU checks of init's two programs and of
-#    the fused kernel (the real Triton kernel against XLA):
-#   FUSED=0 SEEDS= BIG_SEEDS= COMPILE_STEP_S=200 ABLATE=0 TESTS=1 TESTS_STEP_S=150 \
-#     TEST_ARGS="tests/test_initial_weights.py \
-#     tests/test_fused_epoch.py::test_diverging_seeds_are_flagged_at_their_epoch_and_leave_the_others_alone" EST_SEEDS=0 \
-#     ACROSS=0 CPU_PRODUCTS=0 MORE_SEEDS= BASELINE_EPOCHS=0 bash benchmarks/gpu.sh
+# Every step of the default suite, with the 10,000 seeds, the fused kernel and the compile
+# study, takes ~20-25 minutes in all.
 # From the repository root:
 #   bash benchmarks/gpu.sh
 #   SEEDS="2" EPOCHS=20 EST_SEEDS=2 ACROSS=0 BASELINE_EPOCHS=20 bash benchmarks/gpu.sh  # quick
@@ -54,9 +59,18 @@ mkdir -p "$out"
 py=${PYTHON:-python3}
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 log="$out/log.txt"
+deadline=${DEADLINE_S:-0}  # seconds after the start by which every step has ended; 0: none
 step() {  # step LIMIT_S COMMAND...: run with a time limit, output to the log and the screen
   local limit=$1
   shift
+  if [ "$deadline" != 0 ]; then  # shorten the step to what is left; skip it under 30 s
+    local left=$((deadline - SECONDS))
+    if [ "$left" -lt 30 ]; then
+      echo "== skipped, ${left} s left before DEADLINE_S: $*" | tee -a "$log"
+      return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
+  fi
   echo "== $* (limit ${limit} s)" | tee -a "$log"
   local start=$SECONDS
   timeout "$limit" "$@" 2>&1 | tee -a "$log"
@@ -80,8 +94,10 @@ for seeds in ${SEEDS-1000 100}; do
   done
 done
 for seeds in ${BIG_SEEDS-10000}; do
-  step "${BIG_STEP_S:-240}" "$py" benchmarks/throughput.py --seeds "$seeds" \
-    --epochs "${EPOCHS:-8000}"
+  for kernel in ${BIG_KERNELS:-xla}; do
+    step "${BIG_STEP_S:-240}" "$py" benchmarks/throughput.py --seeds "$seeds" \
+      --epochs "${EPOCHS:-8000}" --training-kernel "$kernel"
+  done
 done
 if [ "${COMPILE:-1}" = 1 ]; then  # where compile time goes on the GPU; cold and warm starts
   JAX_PLATFORMS=${COMPILE_PLATFORM:-cuda} step "${COMPILE_STEP_S:-300}" "$py" \
