@@ -122,8 +122,9 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
     """A :class:`Recorder` (built on the host; its ``init``/``record`` are pure).
 
     Args:
-      snapshots: the epochs to measure: a sequence of epochs (0 = before training), or a
-        schedule name (``"log"``, ``"log:N"``, ``"every:K"``) with ``num_epochs``.
+      snapshots: the epochs to measure: a sequence of epochs (0 = before training; measured
+        in increasing order, each once), or a schedule name (``"log"``, ``"log:N"``,
+        ``"every:K"``) with ``num_epochs``.
       y: ``[N]`` integer labels of the rows the layers are measured on (the MI rows).
       estimators: names from :data:`ibjax.mi.ESTIMATORS`.
       layer_names: one name per measured layer, input to output (their number is L).
@@ -165,6 +166,10 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
         raise ConfigError(f"layer_names must be a non-empty sequence of names, got "
                           f"{layer_names!r}")
     layer_names = tuple(str(name) for name in layer_names)
+    if len(set(layer_names)) != len(layer_names):
+        twice = sorted({name for name in layer_names if layer_names.count(name) > 1})
+        raise ConfigError(f"layer_names must be distinct (they label the results' layers); "
+                          f"{twice} appear more than once")
     config = Config(num_seeds=1, num_epochs=int(num_epochs), model=f"own:{model_name}",
                     hidden=(), snapshots=epochs, dataset=f"arrays:{data_name}",
                     estimators=tuple(estimators) if not isinstance(estimators, str) else (
@@ -183,7 +188,9 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
     x_device = None
     if x is not None:
         x_host = np.asarray(x)
-        if x_host.ndim < 2 or x_host.shape[0] != labels.size or not (
+        if x_host.ndim == 1:  # one input value per row
+            x_host = x_host[:, None]
+        if x_host.shape[0] != labels.size or not (
                 np.issubdtype(x_host.dtype, np.number)):
             raise ConfigError(f"x must be [N, ...] numeric inputs of the {labels.size} MI rows, "
                               f"got shape {x_host.shape}, dtype {x_host.dtype}")
@@ -226,6 +233,12 @@ def make_recorder(snapshots: Sequence[int] | str, y, estimators: Sequence[str] =
             raise ConfigError(f"layers must be a list of {num_layers} arrays (one per name in "
                               f"layer_names), got {type(layers).__name__} of "
                               f"{len(layers) if isinstance(layers, (list, tuple)) else '?'}")
+        for index, layer in enumerate(layers):
+            rows = np.shape(layer)[0] if np.ndim(layer) else None
+            if rows != labels.size:
+                raise ConfigError(f"layers[{index}] has shape {np.shape(layer)}: the recorder "
+                                  f"measures the {labels.size} rows of its y (make_recorder's "
+                                  f"y), so every layer needs [{labels.size}, ...]")
         check_noisy_forward(noisy_forward)
         samples = None
         if "noisy" in names:

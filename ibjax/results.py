@@ -9,6 +9,7 @@ the same folder is renamed over the target only once complete.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -91,9 +92,9 @@ def to_dataset(config: Config, seeds: np.ndarray, epochs: np.ndarray,
         "layer_width": ("layer", np.asarray(layer_widths, np.int32)),
         "layer_name": ("layer", np.asarray(names)),
     }
-    attrs = {"schema_version": SCHEMA_VERSION, "config": config.to_json(),
-             "title": "ibjax information-plane run"}
+    attrs = {"schema_version": SCHEMA_VERSION, "title": "ibjax information-plane run"}
     attrs.update(dict(info))
+    attrs["config"] = _config_json(config, attrs)
     if config.sweeps_learning_rate:
         data_vars = {name: _split_learning_rate(var, len(config.learning_rates))
                      for name, var in data_vars.items()}
@@ -197,7 +198,8 @@ def merge(parts: list[xr.Dataset]) -> xr.Dataset:
         raise ResultsFileError(f"cannot merge: seeds appear twice ({sorted(seeds.tolist())})")
     merged = xr.concat(parts, dim="seed", data_vars="all", coords="minimal",
                        compat="override", combine_attrs="override").sortby("seed")
-    merged.attrs["config"] = configs[0].replace(num_seeds=int(seeds.size)).to_json()
+    merged.attrs["config"] = _config_json(configs[0].replace(num_seeds=int(seeds.size)),
+                                          merged.attrs)
     merged.attrs["merged_from"] = len(parts)
     products = sorted({str(part.attrs["layer_products"]) for part in parts
                        if "layer_products" in part.attrs})
@@ -329,6 +331,18 @@ def summary(dataset: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
+def _config_json(config: Config, attrs: dict) -> str:
+    """``attrs["config"]``: the configuration as JSON, without :data:`TRAINING_FIELDS` for a
+    user's own loop (``attrs["recorded_by"]``), which chose its own training."""
+    fields = config.to_dict()
+    if attrs.get("recorded_by"):
+        fields = {name: value for name, value in fields.items() if name not in TRAINING_FIELDS}
+    return json.dumps(fields, sort_keys=True)
+
+
 def config_of(dataset: xr.Dataset) -> Config:
-    """The :class:`~ibjax.config.Config` a results Dataset was produced with."""
+    """The :class:`~ibjax.config.Config` a results Dataset was produced with. Fields the file
+    does not hold take :class:`~ibjax.config.Config`'s defaults: a file of your own loop
+    (:func:`ibjax.make_recorder`, ``attrs["recorded_by"]``) holds no training settings
+    (:data:`TRAINING_FIELDS`: your loop chose them), so they read as the defaults there."""
     return Config.from_json(dataset.attrs["config"])

@@ -289,6 +289,60 @@ def test_non_finite_activations_give_nan():
         assert np.isnan(mutual_information(t, y, name)).all()
 
 
+def test_half_precision_layers_are_measured_on_their_values_in_float32():
+    """A bfloat16 or float16 layer measures as its values cast to float32 (not with distances,
+    edges and kernel sums rounded to half precision: kde-upper came out above log2 N)."""
+    t, y = random_layer(33, n=256, d=5)
+    names = (*NAMES, "matrix-renyi")
+    for dtype in (jnp.bfloat16, jnp.float16):
+        half = jnp.asarray(t).astype(dtype)
+        got = estimate([half], y, names, bin_range="layer")
+        want = estimate([half.astype(jnp.float32)], y, names, bin_range="layer")
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w, err_msg=str(dtype))
+        assert float(got[0][names.index("kde-upper"), 0]) <= 8.0 + 1e-6
+
+
+def test_layers_at_floats_largest_are_binned_or_nan():
+    """Values near float32's largest: bin_range="layer" bins them as the same layer scaled
+    down (max - min overflowed: every value in bin 0); binning-width, whose bin numbers
+    t / width overflow, gives NaN rather than merging them."""
+    y = np.arange(128) % 2
+    small = np.concatenate([-np.linspace(1, 2, 64), np.linspace(1, 2, 64)])[:, None]
+    huge = (small * 1.7e38).astype(np.float32)
+    np.testing.assert_array_equal(
+        estimate([huge], y, ("binning",), bin_range="layer")[0],
+        estimate([small.astype(np.float32)], y, ("binning",), bin_range="layer")[0])
+    assert np.isnan(mutual_information(huge, y, "binning-width")).all()
+    assert not np.isnan(mutual_information(huge, y, "binning-width", bin_width=1.0)).any()
+    assert float(mutual_information(huge, y, "binning-width", bin_width=1.0)[0]) == 7.0
+
+
+def test_settings_given_as_arrays_or_traced():
+    t, y = random_layer(34, n=64)
+    np.testing.assert_array_equal(
+        mutual_information(t, y, "binning-width", bin_width=jnp.float32(0.25)),
+        mutual_information(t, y, "binning-width", bin_width=0.25))
+    assert float(mutual_information(t, y, num_bins=np.int64(8))[0]) == float(
+        mutual_information(t, y, num_bins=8)[0])
+    with pytest.raises(MIError, match="kde_variance must be a static Python number, not a "
+                                      "traced value"):
+        jax.jit(lambda v: mutual_information(t, y, "kde-upper", kde_variance=v))(0.1)
+    with pytest.raises(MIError, match="bin_range must be a pair of static Python numbers"):
+        jax.jit(lambda v: mutual_information(t, y, bin_range=(-v, v)))(1.0)
+
+
+def test_traced_labels_outside_num_classes_give_nan():
+    t, y = random_layer(35, n=64)
+    measure = jax.jit(lambda labels: estimate([t], labels, ("binning", "kde-upper"),
+                                              num_classes=2))
+    ixt, ity = measure(jnp.asarray(y % 2))
+    assert np.isfinite(ity).all()
+    bad_ixt, bad_ity = measure(jnp.asarray(y % 2) * 5)
+    assert np.isnan(bad_ity).all()
+    np.testing.assert_array_equal(bad_ixt, ixt)  # I(X;T) does not use the labels
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"estimator": "ksg"}, "unknown estimator 'ksg'"),
     ({"bin_width": 0.0}, "bin_width must be a positive"),

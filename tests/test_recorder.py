@@ -91,10 +91,14 @@ def test_results_read_by_plot_info_phases_and_merge(tmp_path, capsys):
     assert list(whole.layer_name.values) == ["a", "b"]
     assert whole.layer_width.values.tolist() == [4, 6]
     assert ibjax.config_of(whole).model == "own:model"
+    import json
+    stored = json.loads(whole.attrs["config"])  # no training settings the loop did not give
+    assert "optimizer" not in stored and "learning_rate" not in stored and "knn_k" in stored
     paths = [ibjax.save(part, tmp_path / f"part{i}.nc") for i, part in enumerate(parts)]
     assert main(["merge", *map(str, paths), "--out", str(tmp_path / "all.nc")]) == 0
     merged = ibjax.load(tmp_path / "all.nc")
     np.testing.assert_array_equal(merged.ixt.values, whole.ixt.values)
+    assert merged.attrs["config"] == whole.attrs["config"]
     assert main(["info", str(tmp_path / "all.nc")]) == 0
     out = capsys.readouterr().out
     assert "own:model" in out and "not in this file: train_accuracy, test_loss" in out
@@ -120,6 +124,12 @@ def test_bad_arguments_are_named_before_tracing():
         recorder.record(recorder.init(), 0, layers_of(jnp.ones((5, 4)))[:1])
     with pytest.raises(ibjax.ConfigError, match="grad_mean must have shape"):
         recorder.record(recorder.init(), 0, layers_of(jnp.ones((5, 4))), grad_mean=jnp.ones(3))
+    with pytest.raises(ibjax.ConfigError, match=r"layers\[1\] has shape \(10, 2, 3\): the "
+                       r"recorder measures the 200 rows of its y"):
+        recorder.record(recorder.init(), 0, [layers_of(jnp.ones((5, 4)))[0],
+                                             jnp.ones((10, 2, 3))])
+    with pytest.raises(ibjax.ConfigError, match=r"layer_names must be distinct.*\['a'\]"):
+        ibjax.make_recorder((0, 1), Y, layer_names=("a", "b", "a"))
 
 
 def test_gradient_stats_against_numpy():

@@ -80,7 +80,11 @@ def layer_range_bins(t_columns: jax.Array, num_bins: int) -> jax.Array:
     ``[d, N]`` float -> ``[d, N]`` int32.
     """
     lo, hi = jnp.min(t_columns), jnp.max(t_columns)
-    edges = lo + (hi - lo) * (jnp.arange(num_bins, dtype=t_columns.dtype) / (num_bins - 1))
+    fractions = jnp.arange(num_bins, dtype=t_columns.dtype) / (num_bins - 1)
+    edges = lo + (hi - lo) * fractions
+    # max - min beyond float's largest (values of both signs near it): halves, then doubled
+    halved = 2 * (lo / 2 + (hi / 2 - lo / 2) * fractions)
+    edges = jnp.where(jnp.isfinite(hi - lo), edges, halved)
     if num_bins <= COMPARE_ALL_EDGES_UP_TO:
         count = count_edges_at_or_below(t_columns, [edges[k] for k in range(1, num_bins)])
         return jnp.minimum(count, num_bins - 1)
@@ -92,8 +96,16 @@ def dense_width_bins(t_columns: jax.Array, width: float) -> jax.Array:
     """Bins of fixed width, ``floor(t / width)``, unbounded: each neuron's bin numbers are
     replaced by their dense rank (an exact relabelling into ``[0, N)``, so rows pack into the
     exact counting whatever the range; the floors are ranked as floats, so no bin number is
-    ever clipped). ``[d, N]`` float -> ``[d, N]`` int32. NaN counts as bin 0."""
+    ever clipped). ``[d, N]`` float -> ``[d, N]`` int32. NaN counts as bin 0.
+    (A finite value whose bin number overflows the float, beyond ``width`` times its largest,
+    is not binned here: :func:`width_bins_overflow` tells; the estimator gives NaN.)"""
     return column_ranks(jnp.nan_to_num(jnp.floor(t_columns / width), nan=0.0), dense=True)
+
+
+def width_bins_overflow(t_columns: jax.Array, width: float) -> jax.Array:
+    """Whether a finite value of ``t_columns`` has a bin number ``t / width`` beyond the
+    float's range (only possible for width < 1): a scalar bool."""
+    return jnp.any(jnp.isinf(t_columns / width) & jnp.isfinite(t_columns))
 
 
 def equal_mass_bins(t_columns: jax.Array, num_bins: int) -> jax.Array:

@@ -51,6 +51,7 @@ from ibjax.mi._binning import (
     dense_width_bins,
     equal_mass_bins,
     layer_range_bins,
+    width_bins_overflow,
 )
 from ibjax.mi._entropy import column_ranks, mutual_informations
 from ibjax.mi._errors import MIError, check_int, check_positive_float, check_range
@@ -179,7 +180,9 @@ def _binning_width(t_columns, y, num_classes, settings: Settings, x_columns=None
     0.07 for the paper task, 0.5 on MNIST.
     """
     digits = dense_width_bins(t_columns, settings.bin_width)
-    return mutual_informations(digits, y.shape[0], y, num_classes)
+    ixt, ity = mutual_informations(digits, y.shape[0], y, num_classes)
+    overflow = width_bins_overflow(t_columns, settings.bin_width)  # bins past float's range
+    return jnp.where(overflow, jnp.nan, ixt), jnp.where(overflow, jnp.nan, ity)
 
 
 def _equal_mass(t_columns, y, num_classes, settings: Settings, x_columns=None):
@@ -346,11 +349,15 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
       noise_key: for ``noisy``: a JAX random key for its Monte Carlo draws (default
         ``jax.random.key(0)``; layer l uses ``fold_in(noise_key, l)``).
       num_classes: optional: labels then lie in ``[0, num_classes)`` (faster for the discrete
-        estimators); by default any integers (ranked in-graph).
+        estimators); by default any integers (ranked in-graph). Concrete labels outside are
+        refused; traced ones give NaN for I(T;Y).
 
     Returns:
       ``(ixt, ity)``, each ``[len(estimators), L]`` float32, bits. A layer holding a NaN or
-      inf gives NaN for that layer only.
+      inf gives NaN for that layer only. Layers of float16 or bfloat16 are measured in
+      float32, float64 ones in float64. Differentiable: the kernel estimators (KDE bounds,
+      ``matrix-renyi``, ``noisy``) have gradients; the counting ones (binning, equal-mass,
+      ``exact``, ``knn``) are piecewise constant, with gradient 0.
     """
     names = check_estimator_names(estimators)
     settings = Settings(num_bins, bin_range, bin_width, kde_variance, renyi_alpha, renyi_sigma,
@@ -377,6 +384,8 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
         if x_shape and len(x_shape) >= 1 and x_shape[0] != columns[0].shape[1]:
             raise MIError(f"x has {x_shape[0]} rows and layers[0] {columns[0].shape[1]}: x "
                           "needs one row (the input) per row of the layers")
+        if x_shape is not None and len(x_shape) == 1:  # one input value per row
+            x = jnp.asarray(x)[:, None]
         x_array, _ = _check_layer("x", x, y, num_classes)
         if not isinstance(x, jax.core.Tracer) and not np.isfinite(
                 np.asarray(x, np.float64)).all():
@@ -391,6 +400,9 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
     if "noisy" in names:
         noise_key = jax.random.key(0) if noise_key is None else _check_key("noise_key",
                                                                            noise_key)
+    # Traced labels cannot be checked against num_classes before tracing: outside, NaN.
+    labels_fit = jnp.asarray(True) if num_classes is None or not isinstance(
+        y, jax.core.Tracer) else jnp.all((labels >= 0) & (labels < num_classes))
     ixt, ity = [], []
     for index, t_columns in enumerate(columns):
         noisy = None if samples is None else (samples[index],
@@ -399,7 +411,7 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
                                                 x_columns, noisy)
         finite = jnp.all(jnp.isfinite(t_columns))
         ixt.append(jnp.where(finite, layer_ixt, jnp.nan))
-        ity.append(jnp.where(finite, layer_ity, jnp.nan))
+        ity.append(jnp.where(finite & labels_fit, layer_ity, jnp.nan))
     return jnp.stack(ixt, axis=1), jnp.stack(ity, axis=1)
 
 
@@ -493,8 +505,7 @@ def _check_noisy_samples(names: tuple[str, ...], settings: Settings,
                 sample.shape[2:]) != width:
             raise MIError(f"noisy_samples[{index}] must have shape [m, {rows}, ...] with "
                           f"{width} values per row (like layers[{index}]), got {sample.shape}")
-        if not jnp.issubdtype(sample.dtype, jnp.floating):
-            sample = sample.astype(jnp.float32)
+        sample = as_float(sample)
         samples.append(jnp.swapaxes(sample.reshape(sample.shape[0], rows, width), 1, 2))
     return samples
 
@@ -543,9 +554,17 @@ def _check_layer(name: str, t: Any, y: Any, num_classes: Any) -> tuple[jax.Array
             raise MIError(f"y must hold labels in [0, num_classes={num_classes}) when "
                           f"num_classes is given, got values from {values.min()} to "
                           f"{values.max()}")
-    if not jnp.issubdtype(t.dtype, jnp.floating):
-        t = t.astype(jnp.float32)
-    return t, y.astype(jnp.int32)
+    return as_float(t), y.astype(jnp.int32)
+
+
+def as_float(values: jax.Array) -> jax.Array:
+    """``values`` in the dtype the estimators compute in: float32, or float64 as given.
+    Integers and half-precision floats (float16, bfloat16, float8) become float32 (exactly:
+    float32 holds each of their values), so an estimate depends on the values, not on the
+    dtype they arrive in."""
+    if jnp.issubdtype(values.dtype, jnp.floating) and values.dtype.itemsize >= 4:
+        return values
+    return values.astype(jnp.float32)
 
 
 def _as_array(name: str, value: Any) -> jax.Array:

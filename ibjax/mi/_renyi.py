@@ -36,6 +36,7 @@ alike.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -58,6 +59,23 @@ def kernel_width(columns: jax.Array, rule: str | float) -> jax.Array:
     return jnp.maximum(spread * factor, MIN_SIGMA)
 
 
+LARGEST_MODERATE = 2.0**50  # beyond this magnitude squares summed over rows could overflow
+
+
+def _moderate_scale(columns: jax.Array) -> jax.Array:
+    """``columns[d, N]`` times a power of two (exact) bringing the largest magnitude into
+    [0.5, 1) when it exceeds :data:`LARGEST_MODERATE`, else unchanged. With Silverman's
+    width, which follows the layer's scale, the estimate does not depend on that scale (up to
+    float rounding), but the variances and squared distances of values beyond ~1e17 would
+    overflow float32 (a width of inf: an estimate of 0, or NaN)."""
+    magnitude = jax.lax.stop_gradient(jnp.max(jnp.abs(columns)))
+    exponent = jnp.frexp(magnitude)[1]
+    one = jnp.ones((), columns.dtype)
+    half = exponent // 2  # two normal factors: 2**-128 alone would be subnormal in float32
+    scaled = columns * jnp.ldexp(one, -half) * jnp.ldexp(one, half - exponent)
+    return jnp.where(magnitude > LARGEST_MODERATE, scaled, columns)
+
+
 def _inverse_two_sigma_squared(sigma: jax.Array) -> jax.Array:
     return 1.0 / (2.0 * jnp.maximum(sigma, MIN_SIGMA) ** 2)
 
@@ -76,6 +94,9 @@ def renyi_mi(t_columns: jax.Array, y: jax.Array, x_columns: jax.Array | None, al
     Returns:
       float32 scalars, bits.
     """
+    if sigma == SILVERMAN:  # the estimate does not depend on a layer's scale: keep squares finite
+        t_columns = _moderate_scale(t_columns)
+        x_columns = None if x_columns is None else _moderate_scale(x_columns)
     if alpha == 2.0:
         return _renyi2(t_columns, y, x_columns, sigma)
     return _renyi_eigen(t_columns, y, x_columns, alpha, sigma)
@@ -118,26 +139,41 @@ def _renyi2(t_columns, y, x_columns, sigma):
     return ixt.astype(jnp.float32), ity.astype(jnp.float32)
 
 
-def _entropies_on_host(matrices: np.ndarray, alpha: float) -> np.ndarray:
-    """``S_a`` in bits of symmetric PSD unit-trace ``matrices[..., N, N]``, in float64."""
-    eigenvalues = np.linalg.eigvalsh(np.asarray(matrices, np.float64))
-    floor = np.finfo(np.float32).eps * eigenvalues.max(axis=-1, keepdims=True)
-    positive = eigenvalues > floor
+def _entropies_on_host(matrices: np.ndarray, alpha: float,
+                       gradients: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """``S_a`` in bits of symmetric PSD unit-trace ``matrices[..., N, N]``, in float64; with
+    ``gradients``, also ``dS_a / dA`` ``[..., N, N]`` (see :func:`matrix_entropy`)."""
+    values, vectors = (np.linalg.eigh(np.asarray(matrices, np.float64)) if gradients else
+                       (np.linalg.eigvalsh(np.asarray(matrices, np.float64)), None))
+    floor = np.finfo(np.float32).eps * values.max(axis=-1, keepdims=True)
+    positive = values > floor
     # Unit trace in float64: the float32 matrix's trace is 1 only to ~1e-7, an error that
     # log(sum lambda^a) / (1 - a) would divide by 1 - a (0.01 bits at a = 1.00001).
-    eigenvalues = np.where(positive, eigenvalues, 0.0)
-    eigenvalues = eigenvalues / eigenvalues.sum(axis=-1, keepdims=True)
-    logs = np.log(np.where(positive, eigenvalues, 1.0))
+    values = np.where(positive, values, 0.0)
+    total = values.sum(axis=-1, keepdims=True)
+    p = values / total
+    logs = np.log(np.where(positive, p, 1.0))
     if alpha == 1.0:
-        entropy = -np.sum(np.where(positive, eigenvalues * logs, 0.0), axis=-1)
-    else:  # log sum lambda^a as a log-sum-exp: no underflow for large a
+        entropy = -np.sum(np.where(positive, p * logs, 0.0), axis=-1)
+        slopes = -(logs + 1.0)  # dS/dp_i, nats
+    else:  # log sum p^a as a log-sum-exp: no underflow for large a
         powers = np.where(positive, alpha * logs, -np.inf)
         top = powers.max(axis=-1, keepdims=True)
         log_sum = top[..., 0] + np.log(np.sum(np.exp(powers - top), axis=-1))
         entropy = log_sum / (1.0 - alpha)
-    return (entropy / np.log(2.0)).astype(matrices.dtype)
+        slopes = alpha / (1.0 - alpha) * np.exp((alpha - 1.0) * logs - log_sum[..., None])
+    entropy = (entropy / np.log(2.0)).astype(matrices.dtype)
+    if not gradients:
+        return entropy
+    # p = lambda / sum(lambda): dS/dlambda_j = (slope_j - sum_i slope_i p_i) / sum(lambda),
+    # and dlambda_j = v_j' dA v_j; floored eigenvalues count as constants (0).
+    mean_slope = np.sum(np.where(positive, slopes * p, 0.0), axis=-1, keepdims=True)
+    per_value = np.where(positive, (slopes - mean_slope) / total, 0.0) / np.log(2.0)
+    gradient = np.einsum("...ij,...j,...kj->...ik", vectors, per_value, vectors)
+    return entropy, gradient.astype(matrices.dtype)
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def matrix_entropy(a: jax.Array, alpha: float) -> jax.Array:
     """``S_a`` in bits of symmetric positive semi-definite matrices ``a[..., N, N]`` of unit
     trace (any leading axes), computed by numpy in float64 on the host.
@@ -150,10 +186,23 @@ def matrix_entropy(a: jax.Array, alpha: float) -> jax.Array:
     Eigenvalues below ``eps * max(lambda)`` (float32's eps, the matrices' precision) count as
     0: for ``a < 1`` the rounding noise of a low-rank matrix's zero eigenvalues, raised to the
     power a, would add up (0.016 bits at a = 0.5, N = 300, rank 3; 0.003 with this floor).
+
+    Differentiable: the derivative ``dS / dA = V diag(dS / dlambda) V'`` comes from a second
+    host call (eigenvectors too) only when a gradient is taken; eigenvalues below the floor
+    are held constant (the derivative of ``lambda^a`` at 0 is infinite for a < 1).
     """
     shape = jax.ShapeDtypeStruct(a.shape[:-2], a.dtype)
     return jax.pure_callback(lambda m: _entropies_on_host(m, alpha), shape, a,
                              vmap_method="expand_dims")
+
+
+@matrix_entropy.defjvp
+def _matrix_entropy_jvp(alpha, primals, tangents):
+    (a,), (a_dot,) = primals, tangents
+    shapes = (jax.ShapeDtypeStruct(a.shape[:-2], a.dtype), jax.ShapeDtypeStruct(a.shape, a.dtype))
+    entropy, gradient = jax.pure_callback(lambda m: _entropies_on_host(m, alpha, True), shapes,
+                                          a, vmap_method="expand_dims")
+    return entropy, jnp.sum(gradient * a_dot, axis=(-2, -1))
 
 
 def _label_entropy(frequencies: jax.Array, alpha: float) -> jax.Array:
