@@ -207,6 +207,13 @@ class Config:
         return tuple(rate) if isinstance(rate, tuple) else (rate,)
 
     @property
+    def host_callbacks(self) -> bool:
+        """True when the measurement calls back to the host (``matrix-renyi`` with
+        ``renyi_alpha != 2`` takes its eigenvalues there): such a program is not stored, and
+        on a CPU runs on one device."""
+        return "matrix-renyi" in self.estimators and self.renyi_alpha != 2.0
+
+    @property
     def sweeps_learning_rate(self) -> bool:
         """True when ``learning_rate`` is a list: results then have a learning_rate dim."""
         return isinstance(self.learning_rate, tuple)

@@ -104,9 +104,10 @@ def _compile_program(config: Config, spec: DataSpec, num_seeds: int,
     split = model is None
     key = None
     # Stored programs: for ibjax's own networks on a CPU in one process (a user's module has
-    # no digest; GPU and multi-process runs are traced every time, untested with the store).
+    # no digest; GPU and multi-process runs are traced every time, untested with the store),
+    # without host callbacks (matrix-renyi's eigenvalues, a != 2), which jax.export cannot save.
     if (model is None and devices[0].platform == "cpu" and jax.process_count() == 1
-            and program_cache.enabled()):
+            and program_cache.enabled() and not config.host_callbacks):
         key = program_cache.program_key(
             config, spec, num_seeds, [(d.platform, d.device_kind, d.id) for d in devices],
             target_segments, groups, plan, trainer.layer_products,

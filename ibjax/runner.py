@@ -200,6 +200,10 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
             raise checkpoint.CheckpointError(
                 f"{checkpoint_path} belongs to another run (config or seeds differ)")
     devices = tuple(jax.local_devices() if devices is None else devices)
+    if config.host_callbacks and devices[0].platform == "cpu":
+        # Host callbacks made by several of XLA's CPU devices at once never finished (each
+        # callback's arguments are moved to the first device, busy with its own part).
+        devices = devices[:1]
     check_network_fits(config, dataset, devices)
     _check_estimators_fit_the_rows(config, dataset)
     num_devices = len(devices)

@@ -348,6 +348,27 @@ def test_eigenvalue_orders_finish_with_several_layers_and_networks():
     assert done.stdout.strip() == "True", done.stderr[-2000:]
 
 
+def test_cli_runs_eigenvalue_orders_on_two_cpu_devices(tmp_path):
+    """`ibjax run --renyi-alpha 1.5` failed storing its program (jax.export cannot save host
+    callbacks), and on two CPU devices the host callbacks never finished; now the program is
+    not stored and the run takes one device. In a fresh process with two CPU devices and the
+    program store on."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "IBJAX_CACHE_DIR": str(tmp_path / "c")}
+    done = subprocess.run(
+        [sys.executable, "-m", "ibjax", "run", "--out", str(tmp_path / "r"), "--seeds", "2",
+         "--epochs", "2", "--hidden", "4,3", "--estimators", "matrix-renyi",
+         "--renyi-alpha", "1.5", "--mi-samples", "64", "--no-plots"],
+        capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "on 1 x cpu" in done.stdout
+    results = ibjax.load(tmp_path / "r" / "results.nc")
+    assert np.isfinite(results.ixt.values).all()
+
+
 def test_knn_is_invariant_to_each_features_offset_and_scale():
     """Max-norm neighbourhoods would otherwise follow the units: inputs of 0-255 beside tanh
     units left KSG's joint distance to the inputs alone (I(X;T) 1.34 -> 2e-6 bits at x * 10)."""
