@@ -26,7 +26,9 @@ from typing import Any
 from ibjax.atomic import atomic_path, remove_temporaries
 from ibjax.config import Config, ConfigError
 
-FIGURE_PATTERNS = ("information_plane*.png", "gradients*.png", "accuracy*.png")
+# What a run draws from its results: figures, the animation (--animate) and the HTML view.
+FIGURE_PATTERNS = ("information_plane*.png", "gradients*.png", "accuracy*.png",
+                   "information_plane*.gif", "information_plane*.mp4", "view*.html")
 _PROBE_BYTES = 1 << 16
 
 
@@ -119,8 +121,11 @@ class RunFolder:
         - ``"started"``: a run record without results or checkpoint (stopped before its first
           checkpoint, or failed);
         - ``"finished"``: results (of the recorded run, if there is a record);
-        - ``"conflict"``: results of another run than the record describes (e.g. a merged
-          file written over a run's results);
+        - ``"started"`` too: results of another run, older than the record (an
+          ``--overwrite`` stopped before its first checkpoint; they are replaced when the
+          recorded run finishes);
+        - ``"conflict"``: results of another run than the record describes, written after it
+          (e.g. a merged file written over a run's results);
         - ``"unreadable"``: a damaged run record (and no checkpoint).
         """
         if self.checkpoint.exists():
@@ -133,7 +138,11 @@ class RunFolder:
             return "empty" if record is None else "started"
         if record is None or self.is_finished(record):
             return "finished"
-        return "conflict"
+        try:
+            replaced = self.results.stat().st_mtime < self.record.stat().st_mtime
+        except OSError:
+            replaced = False
+        return "started" if replaced else "conflict"
 
     def is_finished(self, record: dict[str, Any]) -> bool:
         """True when ``results`` holds the run the record describes: the same configuration,
@@ -182,8 +191,9 @@ class RunFolder:
         return record
 
     def clear(self) -> None:
-        """Removes the checkpoint, the record and the figures (``--overwrite``); the old
-        results file stays until the new one replaces it."""
+        """Removes the checkpoint, the record, the figures, animations and HTML view
+        (``--overwrite``); the old results file stays until the new one replaces it (a new
+        record written after it marks it as replaced: see :meth:`state`)."""
         for path in (self.checkpoint, self.record, *self.figures()):
             path.unlink(missing_ok=True)
 

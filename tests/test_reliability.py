@@ -446,6 +446,23 @@ def test_folder_states_are_never_misread(tmp_path, monkeypatch, capsys):
     assert "holds a finished run" in capsys.readouterr().err
     assert main(["run", "--resume", str(out)]) == 2
     assert "holds another run than" in capsys.readouterr().err
+    # --overwrite stopped before its first checkpoint: the old results stay, the new record is
+    # newer: an unfinished run that --resume continues (it said "holds another run").
+    (out / "information_plane.gif").write_bytes(b"old animation")
+    (out / "view.html").write_text("old view")
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "run", stopped)
+        assert main(["run", *FLAGS, "--out", str(out), "--no-plots", "--overwrite"]) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert not (out / "information_plane.gif").exists() and not (out / "view.html").exists()
+    assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 2
+    assert "holds an unfinished run" in capsys.readouterr().err
+    assert main(["run", "--resume", str(out), "--quiet", "--no-plots"]) == 0
+    assert ibjax.load(out / "results.nc").sizes["seed"] == CONFIG.num_seeds
     # A run that fails before saving anything leaves no record behind.
     fresh = tmp_path / "fresh"
 
