@@ -185,7 +185,8 @@ def _run_in(folder, args, config, seeds, from_checkpoint, part) -> int:
           f"run time       {ds.attrs['run_s']:.1f} s  ({total:.1f} s {wall})\n"
           f"throughput     {ds.attrs['seed_epochs_per_s']:.0f} seed-epochs/s "
           f"on {ds.attrs['device']}\n"
-          f"diverged       {int((ds['diverged_epoch'] >= 0).sum())} of {ds.sizes['seed']} seeds "
+          f"diverged       {int((ds['diverged_epoch'] >= 0).sum())} of "
+          f"{ds['diverged_epoch'].size} {'networks' if 'learning_rate' in ds.dims else 'seeds'} "
           f"(NaN/inf weights; their later measurements are NaN)\n"
           f"results        {path}\n"
           f"record         {folder.record}", flush=True)

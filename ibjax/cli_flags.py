@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from ibjax.config import (
@@ -159,13 +160,40 @@ class _Parser(argparse.ArgumentParser):
 
     def parse_args(self, args=None, namespace=None):
         """As argparse's, but a flag no command knows is refused by that command's parser
-        (``ibjax run: error: unrecognized arguments: ...``)."""
+        (``ibjax run: error: unrecognized arguments: ...``), and a flag's value may start
+        with '-' (``--bin-range -1,1``, which argparse alone takes for a flag)."""
+        args = self._values_with_dashes(sys.argv[1:] if args is None else list(args))
         parsed, unknown = self.parse_known_args(args, namespace)
         if unknown:
             commands = getattr(self, "commands", {})
             commands.get(getattr(parsed, "command", None), self).error(
                 f"unrecognized arguments: {' '.join(unknown)}")
         return parsed
+
+    def _values_with_dashes(self, args: list[str]) -> list[str]:
+        """``--flag -x`` as ``--flag=-x`` where ``--flag`` takes one value and ``-x`` is not a
+        flag of that command."""
+        command = getattr(self, "commands", {}).get(args[0] if args else None)
+        if command is None:
+            return args
+        options = command._option_string_actions  # argparse's table of flags
+        joined = [args[0]]
+        rest = iter(args[1:])
+        for arg in rest:
+            action = options.get(arg)
+            if action is not None and action.nargs is None and action.option_strings and (
+                    not isinstance(action, (argparse._StoreConstAction,
+                                            argparse._StoreTrueAction, argparse._HelpAction))):
+                value = next(rest, None)
+                if value is not None and value.startswith("-") and value not in options:
+                    joined.append(f"{arg}={value}")
+                    continue
+                joined.append(arg)
+                if value is not None:
+                    joined.append(value)
+                continue
+            joined.append(arg)
+        return joined
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,11 @@ def test_flags_reach_the_config():
     assert swept.learning_rate == (1e-4, 4e-4)
     default = config_from_args(build_parser().parse_args(["run"]))
     assert default == ibjax.Config()
+    # A value starting with '-' after a space (argparse alone took it for a flag).
+    spaced = config_from_args(build_parser().parse_args(
+        ["run", "--bin-range", "-1,0.5", "--activation", "relu", "--lr", "-1e-3,2e-3"]))
+    assert (spaced.bin_range, spaced.learning_rate) == ((-1.0, 0.5), (-1e-3, 2e-3))
+    assert build_parser().parse_args(["run", "--out", "-x", "--quiet"]).out.name == "-x"
 
 
 def test_cli_fills_the_persistent_compilation_cache(tmp_path):
