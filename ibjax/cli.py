@@ -90,6 +90,29 @@ class _ProgressLine:
             self.stream.write("\n")
 
 
+FIGURE_FLAGS = ("animate", "frames", "animation_format", "no_plots")
+
+
+def _figures_as_started(args: argparse.Namespace, folder) -> None:
+    """``--resume`` without figure flags draws what the run's own command asked for
+    (``--animate``, ``--frames``, ``--format``, ``--no-plots``, from its record)."""
+    import contextlib
+    import io
+
+    plain = build_parser().parse_args(["run"])
+    if any(getattr(args, name) != getattr(plain, name) for name in FIGURE_FLAGS):
+        return
+    try:
+        command = (folder.read_record() or {}).get("command")
+        with contextlib.redirect_stderr(io.StringIO()):
+            started = build_parser().parse_args(command)
+    except (ConfigError, SystemExit, TypeError):
+        return  # a damaged record or a command this version does not know: the defaults
+    if getattr(started, "command", None) == "run":
+        for name in FIGURE_FLAGS:
+            setattr(args, name, getattr(started, name))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from ibjax import distributed, rundir
     from ibjax.data import digest, load_dataset
@@ -111,6 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         config, seeds, from_checkpoint = rundir.run_to_resume(folder)
         rundir.check_same_data(folder, load_dataset(config.dataset))
+        _figures_as_started(args, folder)
     else:
         seeds = range(config.num_seeds) if args.seed_range is None else args.seed_range
         if part is not None:
@@ -129,7 +153,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with folder.lock():
         if args.resume is None:
             notes.append(rundir.claim_for_new_run(folder, args.overwrite))
-            folder.write_record(config, seeds, digest(dataset), sys.argv[1:])
+            folder.write_record(config, seeds, digest(dataset), args.argv)
         elif not from_checkpoint:
             notes.append(f"{folder.path} was stopped before its first checkpoint; starting it "
                          f"again")
@@ -314,7 +338,9 @@ def _what_is_kept(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # recorded with a run
     commands = {"run": _cmd_run, "merge": _cmd_merge, "info": _cmd_info, "plot": _cmd_plot,
                 "view": _cmd_view}
     previous = handle_signals() if args.command == "run" else None

@@ -414,6 +414,21 @@ def test_ctrl_c_after_the_last_segment_keeps_the_run(tmp_path, monkeypatch, caps
     same_results(out / "results.nc", whole)
 
 
+def test_resume_draws_what_the_run_asked_for(tmp_path, monkeypatch, capsys):
+    """--resume without figure flags takes the started command's (--no-plots here; it drew
+    the figures regardless)."""
+    out = tmp_path / "o"
+
+    def interrupted(dataset, path):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(results, "save", interrupted)
+        assert main(["run", *FLAGS, "--out", str(out), "--no-plots"]) == 130
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0
+    assert (out / "results.nc").exists() and not list(out.glob("*.png"))
+
+
 def test_ctrl_c_while_drawing_keeps_the_results(tmp_path, monkeypatch, capsys):
     out = tmp_path / "o"
 
