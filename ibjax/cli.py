@@ -315,6 +315,8 @@ def _cmd_view(args: argparse.Namespace) -> int:
         raise ConfigError(missing)
     dataset = _flag_impossible_values(results_io.load(args.results))
     out = args.out or args.results.parent / "view.html"
+    if out.is_dir():  # a folder: view.html in it
+        out = out / "view.html"
     if "learning_rate" in dataset.dims:
         for rate in dataset["learning_rate"].values:
             path = out.with_name(f"{out.stem}_lr{rate:g}{out.suffix}")

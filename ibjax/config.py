@@ -103,8 +103,10 @@ class Config:
         once per seed (results variable ``ity_null``): what an estimator reports for a layer
         that carries no label information. Needs at least two classes.
       snapshots: when to measure: ``"log"`` (the authors' 400-point log-2 schedule, 274 epochs
-        for 8000), ``"log:N"`` (N points), ``"every:K"`` (epochs 0, K, 2K, ... <= num_epochs;
-        at most ``MAX_SNAPSHOTS``), or an explicit tuple of epochs in ``[0, num_epochs]``.
+        for 8000, as they wrote it: from 0 to E - 1, or E - 2 by float rounding, never the
+        final network at E), ``"log:N"`` (N points), ``"every:K"`` (epochs 0, K, 2K, ...
+        <= num_epochs; at most ``MAX_SNAPSHOTS``), or an explicit tuple of epochs in
+        ``[0, num_epochs]``.
       dataset: the task: ``var_u`` (the paper's 4096 12-bit patterns), ``digits`` (8 x 8
         handwritten digits, 1797 images, 10 classes), ``file:PATH`` (an ``.npz`` file or an
         MNIST folder, see :func:`ibjax.data.load_file`), or arrays given to :func:`ibjax.run`

@@ -74,6 +74,11 @@ def test_view_writes_one_self_contained_html_file(tmp_path, capsys):
     text = html_path.read_text()
     assert "<script src=" not in text  # no script fetched from anywhere: it works offline
     assert "estimator: kde-upper" in text and "hidden 2" in text
+    folder = tmp_path / "views"
+    folder.mkdir()
+    assert main(["view", str(path), "--out", str(folder)]) == 0  # a folder: view.html in it
+    assert capsys.readouterr().out.strip() == str(folder / "view.html")
+    assert "estimator: kde-upper" in (folder / "view.html").read_text()
     if CHROMIUM is None:
         pytest.skip("headless rendering needs Chromium (Debian package chromium), not "
                     "installed here; the HTML file itself was checked")
