@@ -314,13 +314,25 @@ def summary(dataset: xr.Dataset) -> str:
         lines.append(f"snapshots with no measurement for any network: epochs "
                      f"{', '.join(str(int(e)) for e in never[:20])}"
                      f"{' ...' if never.size > 20 else ''}")
+    # One table per learning rate of a sweep: a mean over rates would describe no network.
+    rates = dataset["learning_rate"].values if "learning_rate" in dataset.dims else [None]
+    for rate in rates:
+        part = dataset if rate is None else dataset.sel(learning_rate=rate)
+        lines += _layer_table(part, "" if rate is None else f", learning rate {rate:g}")
+    return "\n".join(lines)
+
+
+def _layer_table(dataset: xr.Dataset, what: str) -> list[str]:
+    """Per estimator and layer: mean I(X;T) over seeds at the first snapshot, its peak (with
+    epoch) and the last, and the last I(T;Y)."""
     reduce_dims = [d for d in dataset["ixt"].dims if d not in ("epoch", "layer", "estimator")]
     ixt = dataset["ixt"].mean(reduce_dims, skipna=True)
     ity = dataset["ity"].mean(reduce_dims, skipna=True)
     epochs = dataset["epoch"].values
+    lines = []
     for estimator in dataset["estimator"].values:
         lines.append(f"{estimator}: layer  I(X;T) first   peak (epoch)      last   I(T;Y) last"
-                     f"  [bits, mean over seeds]")
+                     f"  [bits, mean over seeds{what}]")
         for i, name in enumerate(dataset["layer_name"].values):
             x = ixt.sel(estimator=estimator).isel(layer=i).values
             last_ity = float(ity.sel(estimator=estimator).isel(layer=i).values[-1])
@@ -328,7 +340,7 @@ def summary(dataset: xr.Dataset) -> str:
                 x).any() else 0
             lines.append(f"  {name!s:16s} {x[0]:12.2f} {x[peak]:7.2f} ({epochs[peak]:>6}) "
                          f"{x[-1]:9.2f} {last_ity:12.3f}")
-    return "\n".join(lines)
+    return lines
 
 
 def _config_json(config: Config, attrs: dict) -> str:

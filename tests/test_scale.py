@@ -116,6 +116,9 @@ def test_learning_rates_batched_in_one_program(tmp_path):
     assert ibjax.config_of(back).learning_rate == rates
     names = sorted(p.name for p in plot_results(back, tmp_path))
     assert names[:2] == ["accuracy_lr0.001.png", "accuracy_lr0.02.png"] and len(names) == 6
+    text = ibjax.results.summary(back)  # a table per rate, not a mean over rates
+    assert "mean over seeds, learning rate 0.001]" in text
+    assert "mean over seeds, learning rate 0.02]" in text
 
 
 def test_two_processes_with_jax_distributed_then_merge(tmp_path):
