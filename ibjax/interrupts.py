@@ -8,14 +8,23 @@ end, a process waiting for its peers would keep waiting). The handlers here also
 signal, and the long loops (the runner's segments, the wait for other processes) call
 :func:`raise_if_interrupted`, which raises it again; Python's "Exception ignored" report of
 such an interrupt is left out (``sys.unraisablehook``), since it is not lost.
+
+Python runs no handler at all while the main thread waits in a compiled computation: an
+interrupt takes effect when the segment in flight ends. A watchdog thread (woken by Python's
+signal wakeup file descriptor) ends the process with the signal's status if that has not
+happened within :data:`GRACE_S` seconds (a segment far longer than planned); the finished
+segments are in the checkpoint, written atomically, as after ``kill -9``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
+
+GRACE_S = 60.0  # after a signal, the longest wait for Python to act on it before exiting
 
 
 class Terminated(KeyboardInterrupt):
@@ -25,9 +34,58 @@ class Terminated(KeyboardInterrupt):
 _received: list[int] = []  # signals handled since handle_signals()
 
 
+_acted = threading.Event()  # set when the main thread has run a handler of ours
+_watchdog: list = []  # (read fd, write fd, previous wakeup fd) while one watches
+
+
 def _interrupt(signum, frame):
     _received.append(signum)
+    _acted.set()
     raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _watch(read_fd: int) -> None:
+    """The watchdog thread: for each SIGINT or SIGTERM, exits the process if the main thread
+    has not acted on it within :data:`GRACE_S` (it is waiting in a computation)."""
+    while True:
+        try:
+            data = os.read(read_fd, 1)
+        except OSError:
+            data = b""
+        if not data:  # restore() closed the pipe
+            os.close(read_fd)
+            return
+        if data[0] not in (signal.SIGINT, signal.SIGTERM):
+            continue
+        if _acted.wait(GRACE_S):
+            _acted.clear()
+            continue
+        print(f"\nibjax: the computation in flight did not end within {GRACE_S:.0f} s of the "
+              f"signal; stopping now (finished segments are in the checkpoint)",
+              file=sys.stderr, flush=True)
+        os._exit(143 if data[0] == signal.SIGTERM else 130)
+
+
+def _start_watchdog() -> None:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread of the main interpreter
+        os.close(read_fd)
+        os.close(write_fd)
+        return
+    _acted.clear()
+    _watchdog.append((read_fd, write_fd, previous))
+    threading.Thread(target=_watch, args=(read_fd,), name="ibjax-interrupt-watchdog",
+                     daemon=True).start()
+
+
+def _stop_watchdog() -> None:
+    if _watchdog:
+        read_fd, write_fd, previous = _watchdog.pop()
+        signal.set_wakeup_fd(previous)
+        os.close(write_fd)  # the thread reads the end of the pipe and returns
 
 
 def _unraisable(report) -> None:
@@ -49,6 +107,7 @@ def handle_signals() -> tuple | None:
         return None
     if signal.getsignal(signal.SIGINT) is not _interrupt:  # not nested: a fresh start
         _received.clear()
+        _start_watchdog()
     _previous_unraisable.append(sys.unraisablehook)
     sys.unraisablehook = _unraisable
     return (signal.signal(signal.SIGINT, _interrupt), signal.signal(signal.SIGTERM, _interrupt),
@@ -69,10 +128,12 @@ def restore(previous: tuple | None) -> None:
         _previous_unraisable.pop()
     if signal.getsignal(signal.SIGINT) is not _interrupt:  # the outermost call ended
         _received.clear()
+        _stop_watchdog()
 
 
 def _remember(signum, frame):
     _received.append(signum)
+    _acted.set()
 
 
 @contextlib.contextmanager

@@ -225,6 +225,36 @@ def test_sigterm_saves_like_ctrl_c(tmp_path):
     assert (out / "checkpoint.npz").exists() and no_temporaries(out)
 
 
+STUCK = """
+import sys
+import numpy as np
+from ibjax import interrupts
+interrupts.GRACE_S = 1.0
+previous = interrupts.handle_signals()
+matrix = np.random.default_rng(0).normal(size=(5000, 5000))
+matrix = matrix + matrix.T
+print("computing", flush=True)
+for _ in range(10**6):  # C code (~10 s a call) not returning in time, like a long segment
+    np.linalg.eigvalsh(matrix)
+"""
+
+
+def test_a_signal_ends_a_computation_that_does_not_return_in_time():
+    """SIGTERM while the main thread is held in C (a compiled segment far longer than planned;
+    `timeout` sent one SIGTERM that waited 8 minutes): the watchdog ends the process with 143
+    once GRACE_S has passed."""
+    process = subprocess.Popen([sys.executable, "-c", STUCK], env=ENV, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "computing", process.communicate()
+    time.sleep(1.0)
+    start = time.monotonic()
+    process.terminate()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "did not end within 1 s of the signal" in err
+    assert time.monotonic() - start < 30
+
+
 SWALLOWED = """
 import gc, os, signal, sys
 from ibjax import interrupts
