@@ -127,7 +127,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     part = None
     if args.distributed:
         part = distributed.join(args.coordinator, args.num_processes, args.process_id,
-                                args.distributed_timeout)
+                                300 if args.distributed_timeout is None
+                                else args.distributed_timeout)
     suffix = "" if part is None else f".part{part[0]:03d}-of-{part[1]:03d}"
     default_out = args.resume is None and args.out is None
     folder = rundir.RunFolder(args.resume or args.out or DEFAULT_OUT, suffix)

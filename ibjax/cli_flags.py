@@ -199,6 +199,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ibjax", description="Information-plane experiments, many seeds in one program.")
+    parser.add_argument("--version", action="version", version=f"ibjax {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser(
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "the cluster, e.g. under SLURM or Open MPI)")
     run.add_argument("--num-processes", type=int, help="with --distributed and --coordinator")
     run.add_argument("--process-id", type=int, help="with --distributed and --coordinator")
-    run.add_argument("--distributed-timeout", type=_timeout, default=300, metavar="SECONDS",
+    run.add_argument("--distributed-timeout", type=_timeout, metavar="SECONDS",
                      help="with --distributed: give up if the processes have not all joined "
                           "within this many seconds (300)")
     run.add_argument("--no-plots", action="store_true", help="skip the figures")
@@ -350,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
                            if action.option_strings},
                         "num_seeds": "--seeds", "num_epochs": "--epochs"}
     return parser
+
+
+def _version() -> str:
+    from ibjax import __version__
+
+    return __version__
 
 
 def _frames(text: str) -> int | None:
@@ -414,8 +421,11 @@ def check_run_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--seeds {args.seeds} and --seed-range cannot be combined: "
                           f"--seed-range a:b runs the b - a seeds a..b-1")
     if not args.distributed and (args.coordinator is not None or args.num_processes is not None
-                                 or args.process_id is not None):
-        raise ConfigError("--coordinator, --num-processes and --process-id need --distributed")
+                                 or args.process_id is not None
+                                 or args.distributed_timeout is not None):
+        raise ConfigError("--coordinator, --num-processes, --process-id and "
+                          "--distributed-timeout need --distributed")
+
 
 
 def check_animation_flags(args: argparse.Namespace) -> None:

@@ -136,6 +136,7 @@ CASES = [
     ("results-path-is-a-folder", lambda p: [*RUN, "--out", str(_mkdir(p / "o" / "results.nc")
                                                              .parent)], "is a folder"),
     ("coordinator-alone", lambda p: [*RUN, "--coordinator", "h:1"], "need --distributed"),
+    ("timeout-alone", lambda p: [*RUN, "--distributed-timeout", "5"], "need --distributed"),
     ("coordinator-empty", lambda p: [*RUN, "--coordinator="], "need --distributed"),
     ("unknown-run-flag", lambda p: [*RUN, "--bogus"],
      "ibjax run: error: unrecognized arguments: --bogus (see ibjax run --help)"),

@@ -21,6 +21,14 @@ def test_run_writes_results_and_figures(tmp_path, capsys):
                                                "gradients.png", "accuracy.png"}
 
 
+def test_version(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"ibjax {ibjax.__version__}"
+
+
 def test_flags_reach_the_config():
     args = build_parser().parse_args(
         ["run", "--preset", "authors", "--seeds", "5", "--batch-size", "full", "--lr", "2e-4",

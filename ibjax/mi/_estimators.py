@@ -520,7 +520,8 @@ def check_knn_classes(y: Any, k: int, error: type[ValueError] = MIError) -> None
     if counts.size and counts.min() <= k:
         smallest = labels[np.argmin(counts)]
         raise error(f"knn_k={k} needs more than {k} rows in every class; class {smallest} has "
-                    f"{counts.min()} (lower knn_k or measure on more rows)")
+                    f"{counts.min()} ({'lower knn_k or ' if k > 1 else ''}measure on more "
+                    f"rows)")
 
 
 def _check_layer(name: str, t: Any, y: Any, num_classes: Any) -> tuple[jax.Array, jax.Array]:
