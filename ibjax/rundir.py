@@ -60,10 +60,20 @@ class RunFolder:
         where = f"--out {self.path}"
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{where} is a file, not a folder; choose another --out")
+        created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ConfigError(f"{where}: cannot create the folder ({_reason(err)})") from None
+        try:
+            self._check_usable(where, needed_bytes)
+        except ConfigError:
+            if created:  # a refused run leaves no empty folder behind
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
+            raise
+
+    def _check_usable(self, where: str, needed_bytes: int) -> None:
         for target in (self.results, self.checkpoint, self.record):
             if target.is_dir():
                 raise ConfigError(f"{where}: {target.name} is a folder, so the run could not "

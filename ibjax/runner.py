@@ -205,7 +205,6 @@ def run(config: Config, progress: Callable[[Progress], None] | None = None,
         # callback's arguments are moved to the first device, busy with its own part).
         devices = devices[:1]
     check_network_fits(config, dataset, devices)
-    _check_estimators_fit_the_rows(config, dataset)
     num_devices = len(devices)
     # One network per (seed, learning rate): network n has seed n // H and rate n % H.
     rate_values = np.asarray(config.learning_rates, np.float32)
@@ -312,6 +311,7 @@ def prepare(config: Config, seeds: Sequence[int] | None = None, data: Dataset | 
     config.validate()
     dataset = data if data is not None else load_dataset(config.dataset)
     config = config.validate_for(dataset).resolved(dataset.num_test)
+    _check_estimators_fit_the_rows(config, dataset)  # before the CLI makes the run's folder
     if seeds is None:
         num_seeds = config.num_seeds
     else:

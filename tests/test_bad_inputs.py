@@ -241,6 +241,16 @@ def test_bad_input_gives_a_clear_error(argv, expected, tmp_path, capsys, monkeyp
     assert "error" in err
 
 
+def test_a_refused_run_leaves_no_folder(tmp_path, capsys):
+    """Settings the data cannot serve are refused before the run's folder is made (the
+    eigenvalue-rows refusal left a folder holding only the lock file)."""
+    out = tmp_path / "o"
+    assert main([*RUN, "--out", str(out), "--estimators", "matrix-renyi",
+                 "--renyi-alpha", "1.5"]) == 2
+    assert "at most 2048 rows" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["--seeds", "0"], "ibjax run: error: --seeds (num_seeds) must be an integer >= 1"),
     (["--epochs", "0"], "ibjax run: error: --epochs (num_epochs) must be an integer"),

@@ -102,7 +102,8 @@ def test_unusable_out_is_refused_before_compiling(tmp_path, monkeypatch, capsys)
     assert main(["run", *FLAGS, "--out", str(tmp_path / "small")]) == 2
     err = capsys.readouterr().err
     assert "has 1.0 kB free" in err and "need about" in err
-    assert no_temporaries(tmp_path / "small")
+    assert not (tmp_path / "small").exists()  # refused: the folder it made is gone again
+    assert not (tmp_path / "full").exists()
 
 
 @contextlib.contextmanager
