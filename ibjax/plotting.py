@@ -27,7 +27,7 @@ def _epoch_norm(epochs: np.ndarray) -> colors.Normalize:
 def information_plane_figure(results: xr.Dataset) -> Figure:
     """The information plane: mean over seeds, one point per layer per snapshot.
 
-    One panel per estimator, side by side. x: I(X;T), y: I(T;Y), both in bits; points coloured
+    One panel per estimator, four to a row. x: I(X;T), y: I(T;Y), both in bits; points coloured
     by epoch (log scale, epoch 0 drawn as epoch 1), thin lines join the layers of one snapshot,
     markers grow from input to output. A red cross marks each layer at the median epoch of its
     I(X;T) peak over seeds (:mod:`ibjax.phases`).
@@ -37,8 +37,7 @@ def information_plane_figure(results: xr.Dataset) -> Figure:
     markers = phases.summarize(phases.detect(results))
     norm = _epoch_norm(epochs)
     cmap = colormaps["viridis"]
-    fig = Figure(figsize=(1.0 + 5.6 * len(estimators), 5.2), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(estimators), squeeze=False)[0])
+    fig, axes = _panels(len(estimators), 5.6, 5.2)
     shown = np.maximum(epochs, 1)
     for ax, estimator in zip(axes, estimators, strict=True):
         part = results.sel(estimator=estimator)
@@ -160,8 +159,7 @@ def null_gap_figure(results: xr.Dataset) -> Figure:
     mask = null.indistinguishable(results)
     estimators = [str(e) for e in results["estimator"].values]
     epochs = np.maximum(results["epoch"].values, 1)
-    fig = Figure(figsize=(1.0 + 4.6 * len(estimators), 3.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(estimators), squeeze=False)[0])
+    fig, axes = _panels(len(estimators), 4.6, 3.8)
     cmap = colormaps["plasma"]
     num_layers = results.sizes["layer"]
     for ax, estimator in zip(axes, estimators, strict=True):
@@ -190,6 +188,21 @@ def null_gap_figure(results: xr.Dataset) -> Figure:
         axes[0].legend(fontsize=7, title="grey: indistinguishable", title_fontsize=7)
     fig.suptitle(_title(results, "I(T;Y) above the label-shuffle null"), fontsize=10)
     return fig
+
+
+PANELS_PER_ROW = 4  # estimators' panels beyond this wrap onto further rows
+
+
+def _panels(count: int, width: float, height: float) -> tuple[Figure, list]:
+    """A figure of ``count`` panels (inches each), at most :data:`PANELS_PER_ROW` a row; the
+    grid's unused cells are left blank. Returns ``(figure, axes in order)``."""
+    columns = min(count, PANELS_PER_ROW)
+    rows = -(-count // columns)
+    fig = Figure(figsize=(1.0 + width * columns, height * rows), layout="constrained")
+    grid = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in grid[count:]:
+        ax.set_axis_off()
+    return fig, list(grid[:count])
 
 
 def _say(ax, text: str) -> None:

@@ -23,6 +23,14 @@ def test_one_information_plane_panel_per_estimator():
     figure = information_plane_figure(synthetic(estimators=("binning", "kde-upper")))
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == ["estimator: binning", "estimator: kde-upper"]
+    # Seven estimators wrap onto two rows of four (one row was 5,226 pixels wide).
+    names = ("binning", "binning-width", "equal-mass", "kde-upper", "kde-lower",
+             "matrix-renyi", "knn")
+    figure = information_plane_figure(synthetic(estimators=names))
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles == [f"estimator: {name}" for name in names]
+    width, height = figure.get_size_inches()
+    assert width <= 1.0 + 5.6 * 4 and height >= 2 * 5.2
 
 
 def _all_diverged():
