@@ -314,9 +314,11 @@ def _cmd_view(args: argparse.Namespace) -> int:
     missing = plotly_missing()
     if missing:
         raise ConfigError(missing)
-    dataset = _flag_impossible_values(results_io.load(args.results))
-    out = args.out or args.results.parent / "view.html"
-    if out.is_dir():  # a folder: view.html in it
+    results = args.results / "results.nc" if args.results.is_dir() else args.results
+    dataset = _flag_impossible_values(results_io.load(results))
+    out = args.out or results.parent / "view.html"
+    if out.suffix.lower() not in (".html", ".htm"):  # a folder: view.html in it
+        out.mkdir(parents=True, exist_ok=True)
         out = out / "view.html"
     if "learning_rate" in dataset.dims:
         for rate in dataset["learning_rate"].values:

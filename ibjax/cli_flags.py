@@ -338,11 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
     view = commands.add_parser(
         "view", help="write one HTML file to explore a results file offline (epoch slider, "
                      "play button, every seed, estimator switch, hover values)")
-    view.add_argument("results", type=Path, help="a results file")
+    view.add_argument("results", type=Path,
+                      help="a results file, or a run folder holding results.nc")
     view.add_argument("--out", type=Path,
-                      help="the HTML file to write, or a folder to write view.html in "
-                           "(default: view.html beside the results; a learning-rate sweep "
-                           "writes one file per rate, named VIEW_lrRATE.html)")
+                      help="the .html file to write, or a folder (any other name; made if "
+                           "needed) to write view.html in (default: view.html beside the "
+                           "results; a learning-rate sweep writes one file per rate, "
+                           "VIEW_lrRATE.html)")
     view.add_argument("--frames", type=_frames, default=60,
                       help="slider positions, snapshots spread evenly (60; 'all' for every one)")
     # Configuration errors name Config's fields; the command line says which flag sets each.

@@ -9,22 +9,24 @@ signal, and the long loops (the runner's segments, the wait for other processes)
 :func:`raise_if_interrupted`, which raises it again; Python's "Exception ignored" report of
 such an interrupt is left out (``sys.unraisablehook``), since it is not lost.
 
-Python runs no handler at all while the main thread waits in a compiled computation: an
-interrupt takes effect when the segment in flight ends. A watchdog thread (woken by Python's
-signal wakeup file descriptor) ends the process with the signal's status if that has not
-happened within :data:`GRACE_S` seconds (a segment far longer than planned); the finished
-segments are in the checkpoint, written atomically, as after ``kill -9``.
+An interrupt takes effect when the segment in flight ends (the run waits for it, then saves).
+A watchdog thread (woken by Python's signal wakeup file descriptor) ends the process with the
+signal's status if it has not ended within :data:`GRACE_S` seconds of the signal (a segment far
+longer than planned), or at once on a second signal; the finished segments are then in the
+checkpoint, written atomically, as after ``kill -9``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import sys
 import threading
+import time
 
-GRACE_S = 60.0  # after a signal, the longest wait for Python to act on it before exiting
+GRACE_S = 120.0  # after a signal, the longest wait for the run to stop before exiting
 
 
 class Terminated(KeyboardInterrupt):
@@ -34,36 +36,41 @@ class Terminated(KeyboardInterrupt):
 _received: list[int] = []  # signals handled since handle_signals()
 
 
-_acted = threading.Event()  # set when the main thread has run a handler of ours
 _watchdog: list = []  # (read fd, write fd, previous wakeup fd) while one watches
 
 
 def _interrupt(signum, frame):
     _received.append(signum)
-    _acted.set()
     raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 def _watch(read_fd: int) -> None:
-    """The watchdog thread: for each SIGINT or SIGTERM, exits the process if the main thread
-    has not acted on it within :data:`GRACE_S` (it is waiting in a computation)."""
+    """The watchdog thread: after a SIGINT or SIGTERM, exits the process if it has not ended
+    within :data:`GRACE_S`, or at once on a second one."""
+    first, deadline = None, None
     while True:
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        ready, _, _ = select.select([read_fd], [], [], timeout)
+        if not ready:  # the grace period has passed
+            _exit(first, f"the run did not stop within {GRACE_S:.0f} s of the signal")
         try:
             data = os.read(read_fd, 1)
         except OSError:
             data = b""
-        if not data:  # restore() closed the pipe
+        if not data:  # restore() closed the pipe: the command ended normally
             os.close(read_fd)
             return
         if data[0] not in (signal.SIGINT, signal.SIGTERM):
             continue
-        if _acted.wait(GRACE_S):
-            _acted.clear()
-            continue
-        print(f"\nibjax: the computation in flight did not end within {GRACE_S:.0f} s of the "
-              f"signal; stopping now (finished segments are in the checkpoint)",
-              file=sys.stderr, flush=True)
-        os._exit(143 if data[0] == signal.SIGTERM else 130)
+        if first is not None:
+            _exit(data[0], "a second signal")
+        first, deadline = data[0], time.monotonic() + GRACE_S
+
+
+def _exit(signum: int, why: str) -> None:
+    print(f"\nibjax: {why}; stopping now (finished segments are in the checkpoint)",
+          file=sys.stderr, flush=True)
+    os._exit(143 if signum == signal.SIGTERM else 130)
 
 
 def _start_watchdog() -> None:
@@ -75,7 +82,6 @@ def _start_watchdog() -> None:
         os.close(read_fd)
         os.close(write_fd)
         return
-    _acted.clear()
     _watchdog.append((read_fd, write_fd, previous))
     threading.Thread(target=_watch, args=(read_fd,), name="ibjax-interrupt-watchdog",
                      daemon=True).start()
@@ -133,7 +139,6 @@ def restore(previous: tuple | None) -> None:
 
 def _remember(signum, frame):
     _received.append(signum)
-    _acted.set()
 
 
 @contextlib.contextmanager

@@ -79,6 +79,9 @@ def test_view_writes_one_self_contained_html_file(tmp_path, capsys):
     assert main(["view", str(path), "--out", str(folder)]) == 0  # a folder: view.html in it
     assert capsys.readouterr().out.strip() == str(folder / "view.html")
     assert "estimator: kde-upper" in (folder / "view.html").read_text()
+    assert main(["view", str(tmp_path), "--out", str(tmp_path / "new")]) == 0  # run folder in,
+    assert (tmp_path / "new" / "view.html").exists()  # a name without .html: a folder made
+    capsys.readouterr()
     if CHROMIUM is None:
         pytest.skip("headless rendering needs Chromium (Debian package chromium), not "
                     "installed here; the HTML file itself was checked")

@@ -316,6 +316,14 @@ def test_layers_at_floats_largest_are_binned_or_nan():
     assert np.isnan(mutual_information(huge, y, "binning-width")).all()
     assert not np.isnan(mutual_information(huge, y, "binning-width", bin_width=1.0)).any()
     assert float(mutual_information(huge, y, "binning-width", bin_width=1.0)[0]) == 7.0
+    # The layer's maximum is in the last bin (lo + (hi - lo) * 1 rounded above it).
+    t = np.random.default_rng(0).normal(size=(200, 1)).astype(np.float32)
+    labels = np.random.default_rng(0).integers(0, 2, 200)
+    for bins in (2, 3, 5, 10):
+        np.testing.assert_array_equal(
+            estimate([t], labels, ("binning",), bin_range="layer", num_bins=bins),
+            estimate([t], labels, ("binning",), bin_range=(float(t.min()), float(t.max())),
+                     num_bins=bins), err_msg=str(bins))
 
 
 def test_settings_given_as_arrays_or_traced():
@@ -325,6 +333,10 @@ def test_settings_given_as_arrays_or_traced():
         mutual_information(t, y, "binning-width", bin_width=0.25))
     assert float(mutual_information(t, y, num_bins=np.int64(8))[0]) == float(
         mutual_information(t, y, num_bins=8)[0])
+    for name in ("binning", "equal-mass"):
+        np.testing.assert_array_equal(
+            mutual_information(t, y % 2, name, num_classes=jnp.int32(2)),
+            mutual_information(t, y % 2, name, num_classes=2))
     with pytest.raises(MIError, match="kde_variance must be a static Python number, not a "
                                       "traced value"):
         jax.jit(lambda v: mutual_information(t, y, "kde-upper", kde_variance=v))(0.1)

@@ -93,7 +93,7 @@ def test_matrix_renyi_does_not_depend_on_the_layers_scale(alpha):
     estimate of the unscaled ones (values beyond ~1e17 used to give a width of inf: 0 or NaN)."""
     t, x, y = layer_and_inputs(4, n=120)
     want = numpy_renyi(t, y, x, alpha)
-    for scale in (1.0, 1e19, 1e30, 1e38):
+    for scale in (1.0, 1e19, 1e30, 1e38, 1e-20, 1e-30):
         got = mutual_information((t * scale).astype(np.float32), y, "matrix-renyi",
                                  x=(x * scale / np.abs(x).max()).astype(np.float32),
                                  renyi_alpha=alpha)

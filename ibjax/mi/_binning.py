@@ -85,6 +85,7 @@ def layer_range_bins(t_columns: jax.Array, num_bins: int) -> jax.Array:
     # max - min beyond float's largest (values of both signs near it): halves, then doubled
     halved = 2 * (lo / 2 + (hi / 2 - lo / 2) * fractions)
     edges = jnp.where(jnp.isfinite(hi - lo), edges, halved)
+    edges = edges.at[-1].set(hi)  # lo + (hi - lo) * 1 can round above the maximum
     if num_bins <= COMPARE_ALL_EDGES_UP_TO:
         count = count_edges_at_or_below(t_columns, [edges[k] for k in range(1, num_bins)])
         return jnp.minimum(count, num_bins - 1)

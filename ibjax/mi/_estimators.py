@@ -54,7 +54,13 @@ from ibjax.mi._binning import (
     width_bins_overflow,
 )
 from ibjax.mi._entropy import column_ranks, mutual_informations
-from ibjax.mi._errors import MIError, check_int, check_positive_float, check_range
+from ibjax.mi._errors import (
+    MIError,
+    check_int,
+    check_positive_float,
+    check_range,
+    static_value,
+)
 from ibjax.mi._kde import kde_bounds
 from ibjax.mi._knn import knn_mi
 from ibjax.mi._noisy import noisy_mi
@@ -360,6 +366,9 @@ def estimate(layers: Sequence[jax.Array], y: jax.Array,
       ``exact``, ``knn``) are piecewise constant, with gradient 0.
     """
     names = check_estimator_names(estimators)
+    if num_classes is not None:  # a constant of the program: a Python int from here on
+        check_int("num_classes", num_classes, minimum=1)
+        num_classes = int(static_value("num_classes", num_classes))
     settings = Settings(num_bins, bin_range, bin_width, kde_variance, renyi_alpha, renyi_sigma,
                         knn_k, noise_std).checked()
     if isinstance(layers, (jax.Array, np.ndarray, str)) or not isinstance(layers, Sequence):

@@ -64,16 +64,19 @@ LARGEST_MODERATE = 2.0**50  # beyond this magnitude squares summed over rows cou
 
 def _moderate_scale(columns: jax.Array) -> jax.Array:
     """``columns[d, N]`` times a power of two (exact) bringing the largest magnitude into
-    [0.5, 1) when it exceeds :data:`LARGEST_MODERATE`, else unchanged. With Silverman's
+    [0.5, 1) when it exceeds :data:`LARGEST_MODERATE` or is below its inverse (squares would
+    underflow), else unchanged. With Silverman's
     width, which follows the layer's scale, the estimate does not depend on that scale (up to
     float rounding), but the variances and squared distances of values beyond ~1e17 would
-    overflow float32 (a width of inf: an estimate of 0, or NaN)."""
+    overflow float32 (a width of inf: an estimate of 0, or NaN), and below ~1e-15 underflow."""
     magnitude = jax.lax.stop_gradient(jnp.max(jnp.abs(columns)))
     exponent = jnp.frexp(magnitude)[1]
     one = jnp.ones((), columns.dtype)
     half = exponent // 2  # two normal factors: 2**-128 alone would be subnormal in float32
     scaled = columns * jnp.ldexp(one, -half) * jnp.ldexp(one, half - exponent)
-    return jnp.where(magnitude > LARGEST_MODERATE, scaled, columns)
+    extreme = (magnitude > LARGEST_MODERATE) | ((magnitude < 1 / LARGEST_MODERATE)
+                                                & (magnitude > 0))
+    return jnp.where(extreme, scaled, columns)
 
 
 def _inverse_two_sigma_squared(sigma: jax.Array) -> jax.Array:
